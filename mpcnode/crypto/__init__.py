@@ -1,0 +1,1 @@
+"""Math with no protocol knowledge: groups, polynomials, secret sharing, encodings."""

@@ -1,0 +1,1 @@
+"""Sans-I/O protocol sessions. No gRPC, no trio, no storage, no clock in here."""

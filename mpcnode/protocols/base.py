@@ -1,0 +1,131 @@
+"""The shape every sans-I/O protocol session has.
+
+A session runs in lock-step rounds. `start()` returns the messages of round 1;
+each `receive(round_messages)` takes *all* messages addressed to this party in
+the current round (exactly one from each expected sender) and returns the next
+round's messages. When the last round has been consumed, `done` is True and
+`output` holds the result.
+
+Senders on `Incoming` come from the authenticated channel (the envelope
+signature checked by the service layer), never from the payload.
+After any exception the session is dead: every later call raises.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from mpcnode.errors import InternalBug, ProtocolAborted
+
+BROADCAST = 0
+"""`Outgoing.recipient` for a message to every other party (and the coordinator)."""
+
+COORDINATOR = -1
+"""`Outgoing.recipient` for a message only the coordinator consumes (e.g. a signature share)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    round: int
+    recipient: int  # a party index, BROADCAST, or COORDINATOR
+    payload: bytes
+
+    def __repr__(self) -> str:  # payloads may be secret before sealing
+        return f"Outgoing(round={self.round}, recipient={self.recipient}, {len(self.payload)} bytes)"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    round: int
+    sender: int
+    broadcast: bool
+    payload: bytes
+
+    def __repr__(self) -> str:
+        kind = "broadcast" if self.broadcast else "p2p"
+        return f"Incoming(round={self.round}, sender={self.sender}, {kind}, {len(self.payload)} bytes)"
+
+
+T = TypeVar("T")
+
+
+class Session(ABC, Generic[T]):
+    """Base class: tracks the round, enforces one message per expected sender, dies on error."""
+
+    protocol: str = ""
+
+    def __init__(self) -> None:
+        self.round = 0
+        self._dead = False
+        self._output: T | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._output is not None
+
+    @property
+    def output(self) -> T:
+        if self._output is None:
+            raise InternalBug("session has no output yet")
+        return self._output
+
+    def start(self) -> list[Outgoing]:
+        if self.round != 0 or self._dead:
+            raise InternalBug("session already started")
+        self.round = 1
+        return self._guard(self._start)
+
+    def receive(self, messages: Sequence[Incoming]) -> list[Outgoing]:
+        """Consume every message of the current round addressed to this party."""
+        if self._dead:
+            raise InternalBug("session is dead after an earlier error")
+        if self.done or self.round == 0:
+            raise InternalBug("session is not expecting messages")
+        for m in messages:
+            if m.round != self.round:
+                self._dead = True
+                raise ProtocolAborted(f"message for round {m.round} in round {self.round}", [m.sender])
+        out = self._guard(lambda: self._receive(messages))
+        if not self.done:
+            self.round += 1
+        return out
+
+    def _guard(self, step: object) -> list[Outgoing]:
+        try:
+            assert callable(step)
+            result: list[Outgoing] = step()
+            return result
+        except BaseException:
+            self._dead = True
+            raise
+
+    def _finish(self, output: T) -> None:
+        self._output = output
+
+    @staticmethod
+    def by_sender(
+        messages: Sequence[Incoming], expected: Sequence[int], *, broadcast: bool
+    ) -> dict[int, bytes]:
+        """Map sender -> payload, requiring exactly one message of the given kind per expected sender."""
+        found: dict[int, bytes] = {}
+        for m in messages:
+            if m.broadcast != broadcast:
+                continue
+            if m.sender not in expected:
+                raise ProtocolAborted("message from a party outside the session", [m.sender])
+            if m.sender in found:
+                raise ProtocolAborted("two messages from one party in one round", [m.sender])
+            found[m.sender] = m.payload
+        missing = [j for j in expected if j not in found]
+        if missing:
+            raise ProtocolAborted(f"missing round messages from parties {missing}")
+        return found
+
+    @abstractmethod
+    def _start(self) -> list[Outgoing]: ...
+
+    @abstractmethod
+    def _receive(self, messages: Sequence[Incoming]) -> list[Outgoing]: ...
