@@ -13,11 +13,13 @@ After any exception the session is dead: every later call raises.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mpcnode.crypto.encoding import encode_fields, encode_uint
 from mpcnode.errors import InternalBug, ProtocolAborted
 
 BROADCAST = 0
@@ -47,6 +49,31 @@ class Incoming:
     def __repr__(self) -> str:
         kind = "broadcast" if self.broadcast else "p2p"
         return f"Incoming(round={self.round}, sender={self.sender}, {kind}, {len(self.payload)} bytes)"
+
+
+def execution_id(
+    protocol: str,
+    session_id: bytes,
+    key_id: str,
+    parties: Sequence[int],
+    threshold: int,
+    message: bytes = b"",
+) -> bytes:
+    """32-byte id of one protocol execution, bound into every hash and proof of the session.
+
+    Two executions share it only if they agree on protocol, coordinator-chosen session id,
+    key, party set, threshold and message, so messages cannot be replayed across them.
+    """
+    fields = [
+        b"mpc.v1.execution",
+        protocol.encode(),
+        session_id,
+        key_id.encode(),
+        b"".join(encode_uint(p) for p in parties),
+        encode_uint(threshold),
+        message,
+    ]
+    return hashlib.sha256(encode_fields(fields)).digest()
 
 
 T = TypeVar("T")
