@@ -51,3 +51,11 @@ class QuorumUnavailable(MpcError):
         self.missing: tuple[str, ...] = tuple(missing)
         suffix = f"; not answering: {', '.join(self.missing)}" if self.missing else ""
         super().__init__(message + suffix)
+
+
+class PermissionDenied(MpcError):
+    """The caller is authenticated but not allowed to do this."""
+
+
+class SessionUnknown(MpcError):
+    """No live protocol session with this id (finished, aborted, or lost in a restart)."""

@@ -1,0 +1,330 @@
+"""mpcctl: the command-line client of the coordinator's public gRPC API.
+
+Results go to stdout as JSON. Every failure (a gRPC status from the server, bad
+local input, a usage error, an unexpected exception) exits with status 1 and
+writes exactly one JSON object ``{"error": "<gRPC status name>", "message": ...}``
+to stderr, never a traceback, so scripts can parse both outcomes.
+
+Connection: ``--cluster DIR`` (or ``$MPC_CLUSTER``) reads ``DIR/cluster.json``
+written by ``scripts/cluster``; ``--coordinator HOST:PORT --ca --cert --key``
+(flag names as in grpcurl) give the same explicitly and override the file.
+The channel is always mutual TLS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+# gRPC's C core prints handshake and connection diagnostics straight to fd 2, which
+# would break "one JSON object on stderr". Silence it unless the user asked for it.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import grpc  # noqa: E402
+
+from mpcnode.errors import InvalidInput  # noqa: E402
+from mpcnode.tls import channel_credentials  # noqa: E402
+from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc  # noqa: E402
+
+DEFAULT_TIMEOUT = 120.0
+CLUSTER_ENV = "MPC_CLUSTER"
+
+
+class CliError(Exception):
+    """A failure reported as ``{"error": code, "message": message}``; never carries secrets."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _invalid(message: str) -> CliError:
+    return CliError("INVALID_ARGUMENT", message)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors become INVALID_ARGUMENT instead of exit(2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _invalid(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 2^32-1: {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text}")
+    return value
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Add the global options; on subcommands with SUPPRESS defaults so they don't reset them."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--cluster",
+        metavar="DIR",
+        default=default(None),
+        help=f"local cluster directory holding cluster.json (default: ${CLUSTER_ENV})",
+    )
+    group.add_argument(
+        "--coordinator", metavar="HOST:PORT", default=default(None), help="coordinator address"
+    )
+    group.add_argument(
+        "--ca", "--cacert", dest="ca", metavar="FILE", default=default(None), help="CA cert (PEM)"
+    )
+    group.add_argument(
+        "--cert", metavar="FILE", default=default(None), help="client certificate (PEM)"
+    )
+    group.add_argument("--key", metavar="FILE", default=default(None), help="client key (PEM)")
+    group.add_argument(
+        "--server-name",
+        metavar="NAME",
+        default=default(None),
+        help="name to verify in the server certificate instead of HOST",
+    )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=default(DEFAULT_TIMEOUT),
+        help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The mpcctl argument parser (global options are accepted before or after the subcommand)."""
+    parser = _Parser(prog="mpcctl", description="Client of the threshold-signing coordinator.")
+    _add_connection_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keygen = sub.add_parser("keygen", help="create a key by distributed key generation")
+    keygen.add_argument("--scheme", required=True, help='signature scheme, e.g. "ed25519"')
+    keygen.add_argument("--threshold", type=_positive_int, default=3, help="signers needed")
+    keygen.add_argument("--parties", type=_positive_int, default=5, help="share holders")
+
+    sign = sub.add_parser("sign", help="sign a message with a key")
+    sign.add_argument("--key-id", required=True)
+    message = sign.add_mutually_exclusive_group(required=True)
+    message.add_argument("--message-hex", metavar="HEX", help="message as hex")
+    message.add_argument("--message-file", metavar="FILE", help="message file, raw bytes (- stdin)")
+
+    pubkey = sub.add_parser("pubkey", help="show a key's public information")
+    pubkey.add_argument("--key-id", required=True)
+
+    sub.add_parser("keys", help="list all keys")
+
+    for subparser in sub.choices.values():
+        _add_connection_options(subparser, suppress=True)
+    return parser
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the coordinator is and the PEM files for mutual TLS (paths only, no key bytes)."""
+
+    address: str
+    ca: str
+    cert: str
+    key: str
+    server_name: str | None = None
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _invalid(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _load_cluster(directory: str) -> dict[str, str]:
+    """Address and TLS file paths from DIR/cluster.json (relative paths are taken from DIR)."""
+    base = Path(directory)
+    path = base / "cluster.json"
+    raw = _read_file(path, "cluster file")
+    try:
+        doc = json.loads(raw)
+        address = doc["coordinator"]["address"]
+        tls = doc["tls"]
+        files = {"ca": tls["ca"], "cert": tls["client_cert"], "key": tls["client_key"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _invalid(f"malformed cluster file {str(path)!r}: missing or bad {exc}") from None
+    values = {"address": address, **files}
+    if not all(isinstance(v, str) and v for v in values.values()):
+        raise _invalid(f"malformed cluster file {str(path)!r}: empty or non-string field")
+    for name in files:
+        values[name] = str(base / values[name])
+    return values
+
+
+def resolve_connection(args: argparse.Namespace) -> Connection:
+    """Merge explicit flags over the cluster file; complain about whatever is still missing.
+
+    An explicit ``--cluster`` is always read; ``$MPC_CLUSTER`` only when a flag is missing.
+    """
+    explicit = {"address": args.coordinator, "ca": args.ca, "cert": args.cert, "key": args.key}
+    cluster_dir = args.cluster
+    if cluster_dir is None and any(v is None for v in explicit.values()):
+        cluster_dir = os.environ.get(CLUSTER_ENV) or None
+    values: dict[str, str] = _load_cluster(cluster_dir) if cluster_dir is not None else {}
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    flags = {"address": "--coordinator", "ca": "--ca", "cert": "--cert", "key": "--key"}
+    missing = [flag for name, flag in flags.items() if name not in values]
+    if missing:
+        raise _invalid(
+            f"no coordinator connection: missing {', '.join(missing)} (pass --cluster DIR, "
+            f"set ${CLUSTER_ENV}, or --coordinator HOST:PORT --ca --cert --key)"
+        )
+    return Connection(
+        address=values["address"],
+        ca=values["ca"],
+        cert=values["cert"],
+        key=values["key"],
+        server_name=args.server_name,
+    )
+
+
+def _message_bytes(args: argparse.Namespace) -> bytes:
+    """The message to sign, exactly as given: hex decoded, or the file's raw bytes."""
+    if args.message_file is not None:
+        if args.message_file == "-":
+            return sys.stdin.buffer.read()
+        return _read_file(Path(args.message_file), "message file")
+    text = args.message_hex.strip()
+    if text[:2] in ("0x", "0X"):
+        text = text[2:]
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise _invalid("--message-hex is not valid hex (an even number of 0-9a-f digits)") from None
+
+
+def key_info_to_json(info: Any) -> dict[str, Any]:
+    """A KeyInfo as printed by keygen, pubkey and keys."""
+    return {
+        "key_id": info.key_id,
+        "scheme": info.scheme,
+        "public_key": info.public_key.hex(),
+        "threshold": info.threshold,
+        "parties": info.parties,
+        "chain_code": info.chain_code.hex(),
+        "generation": info.generation,
+    }
+
+
+def _open_channel(conn: Connection) -> grpc.Channel:
+    """A mutual-TLS channel; an unreadable PEM file raises InvalidInput before any connection."""
+    credentials = channel_credentials(conn.ca, conn.cert, conn.key)
+    options: list[tuple[str, Any]] = []
+    if conn.server_name:
+        options.append(("grpc.ssl_target_name_override", conn.server_name))
+    return grpc.secure_channel(conn.address, credentials, options=options)
+
+
+def _sign_reply_to_json(reply: Any) -> dict[str, Any]:
+    return {
+        "key_id": reply.key_id,
+        "signature": reply.signature.hex(),
+        "public_key": reply.public_key.hex(),
+        "signers": list(reply.signers),
+    }
+
+
+def _keys_reply_to_json(reply: Any) -> list[dict[str, Any]]:
+    return [key_info_to_json(k) for k in reply.keys]
+
+
+def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
+    """Validate local input and build (RPC method name, request, reply formatter) for a command."""
+    if args.command == "keygen":
+        if args.threshold > args.parties:
+            raise _invalid(f"--threshold {args.threshold} exceeds --parties {args.parties}")
+        request = coordinator_pb2.CreateKeyRequest(
+            scheme=args.scheme, threshold=args.threshold, parties=args.parties
+        )
+        return "CreateKey", request, key_info_to_json
+    if args.command == "sign":
+        request = coordinator_pb2.SignRequest(key_id=args.key_id, message=_message_bytes(args))
+        return "Sign", request, _sign_reply_to_json
+    if args.command == "pubkey":
+        return "GetKey", coordinator_pb2.GetKeyRequest(key_id=args.key_id), key_info_to_json
+    if args.command == "keys":
+        return "ListKeys", coordinator_pb2.ListKeysRequest(), _keys_reply_to_json
+    raise CliError("INTERNAL", f"unhandled command {args.command!r}")  # argparse admits no other
+
+
+def run(args: argparse.Namespace) -> Any:
+    """Execute one parsed command and return its JSON-able result.
+
+    All local input (message, cluster file, TLS files) is checked before the
+    first connection attempt, so bad input never reaches the server.
+    """
+    method, request, to_json = prepare(args)
+    conn = resolve_connection(args)
+    with _open_channel(conn) as channel:
+        # The generated stub is untyped; its methods return the reply message.
+        stub = coordinator_pb2_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+        reply = getattr(stub, method)(request, timeout=args.timeout)
+    return to_json(reply)
+
+
+def _rpc_error(exc: grpc.RpcError) -> CliError:
+    """The status name and details of a failed call (RpcError from a call is also a grpc.Call)."""
+    code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None)
+    status = code() if callable(code) else None
+    name = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+    message = details() if callable(details) else None
+    return CliError(name, message if isinstance(message, str) and message else str(exc))
+
+
+def _report(error: CliError) -> int:
+    sys.stderr.write(json.dumps({"error": error.code, "message": error.message}) + "\n")
+    sys.stderr.flush()
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mpcctl``: 0 with JSON on stdout, or 1 with one JSON error on stderr."""
+    try:
+        args = build_parser().parse_args(argv)
+        result = run(args)
+    except CliError as exc:
+        return _report(exc)
+    except InvalidInput as exc:
+        return _report(_invalid(str(exc)))
+    except grpc.RpcError as exc:
+        return _report(_rpc_error(exc))
+    except KeyboardInterrupt:
+        return _report(CliError("CANCELLED", "interrupted"))
+    except Exception as exc:  # the contract: never a traceback
+        return _report(CliError("INTERNAL", f"{type(exc).__name__}: {exc}"))
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The bridge between grpcio (threads) and trio (the event loop that owns all state).
+
+grpcio has no trio support, so the service keeps every piece of state inside one
+trio loop and treats gRPC as an edge:
+
+* incoming: each handler is a thin synchronous shim run by a gRPC worker thread;
+  it hands the call to the trio loop with `trio.from_thread.run`, inside a cancel
+  scope that the call's deadline and the client's cancellation both close;
+* outgoing: `stub.Method.future(...)` with a timeout taken from the trio
+  deadline, completion signalled back to trio, and the RPC cancelled when trio
+  cancels (a plain `to_thread` would leave the remote call running).
+
+Errors from the project's family become the gRPC status codes users expect.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+import trio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from mpcnode.errors import (
+    InvalidInput,
+    InvalidSignature,
+    KeyNotFound,
+    MpcError,
+    PermissionDenied,
+    ProtocolAborted,
+    QuorumUnavailable,
+    SessionUnknown,
+)
+
+log = logging.getLogger(__name__)
+
+CULPRITS_METADATA = "mpc-culprits"
+"""Trailing metadata key listing culprit party indices of an ABORTED call, comma-separated."""
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Reconnect quickly to a node that comes back after a restart.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+
+
+def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and the (secret-free) message a caller sees for an exception."""
+    if isinstance(exc, InvalidInput):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, KeyNotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, SessionUnknown):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, QuorumUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc)
+    if isinstance(exc, (ProtocolAborted, InvalidSignature)):
+        return grpc.StatusCode.ABORTED, str(exc)
+    if isinstance(exc, trio.TooSlowError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
+    if isinstance(exc, MpcError):
+        return grpc.StatusCode.INTERNAL, "internal error"
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[Any, grpc.ServicerContext], Awaitable[Any]]
+
+
+def trio_handler(
+    token: trio.lowlevel.TrioToken,
+    handler: Handler,
+    check_peer: Callable[[grpc.ServicerContext], None] | None = None,
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """Wrap an async trio handler as a synchronous grpcio handler."""
+
+    def shim(request: Any, context: grpc.ServicerContext) -> Any:
+        if check_peer is not None:
+            try:
+                check_peer(context)
+            except MpcError as exc:
+                code, message = status_of(exc)
+                context.abort(code, message)
+
+        scope_box: list[trio.CancelScope] = []
+
+        def cancel_from_grpc() -> None:
+            if scope_box:
+                try:
+                    token.run_sync_soon(scope_box[0].cancel)
+                except trio.RunFinishedError:
+                    pass
+
+        context.add_callback(cancel_from_grpc)
+        remaining = context.time_remaining()
+        timeout = remaining if remaining is not None and remaining < 1e9 else math.inf
+
+        async def run() -> tuple[Any, BaseException | None]:
+            with trio.CancelScope() as scope:
+                scope_box.append(scope)
+                try:
+                    with trio.fail_after(timeout):
+                        return await handler(request, context), None
+                except (MpcError, trio.TooSlowError) as exc:
+                    return None, exc
+                except Exception as exc:  # report, never leak internals to the caller
+                    log.exception("handler %s failed", getattr(handler, "__name__", handler))
+                    return None, exc
+            return None, trio.TooSlowError()
+
+        try:
+            result, error = trio.from_thread.run(run, trio_token=token)
+        except trio.RunFinishedError:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+        if error is not None:
+            code, message = status_of(error)
+            if isinstance(error, ProtocolAborted) and error.culprits:
+                context.set_trailing_metadata(
+                    ((CULPRITS_METADATA, ",".join(str(c) for c in error.culprits)),)
+                )
+            context.abort(code, message)
+        return result
+
+    return shim
+
+
+def generic_service(
+    service_name: str,
+    token: trio.lowlevel.TrioToken,
+    methods: Mapping[str, tuple[Handler, Any, Any]],
+    check_peer: Callable[[grpc.ServicerContext], None] | None = None,
+) -> grpc.GenericRpcHandler:
+    """A unary-unary service whose methods are trio handlers.
+
+    `methods` maps method name -> (handler, request message class, response message class).
+    """
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            trio_handler(token, handler, check_peer),
+            request_deserializer=req_cls.FromString,
+            response_serializer=resp_cls.SerializeToString,
+        )
+        for name, (handler, req_cls, resp_cls) in methods.items()
+    }
+    return grpc.method_handlers_generic_handler(service_name, handlers)
+
+
+def start_health_server(address: str) -> tuple[grpc.Server, health.HealthServicer]:
+    """grpc.health.v1 on a separate plaintext port (Kubernetes probes cannot do mTLS)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise InvalidInput(f"cannot listen on health address {address}")
+    server.start()
+    return server, servicer
+
+
+def set_serving(servicer: health.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for service in ("", "liveness", "readiness"):
+        servicer.set(service, status)
+
+
+async def call(method: Any, request: Any, timeout: float) -> Any:
+    """Await a unary gRPC call from trio; the remote call is cancelled if trio cancels us.
+
+    `timeout` is also capped by the current trio deadline.
+    """
+    deadline = trio.current_effective_deadline()
+    if deadline != math.inf:
+        timeout = max(0.0, min(timeout, deadline - trio.current_time()))
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    future = method.future(request, timeout=timeout)
+
+    def on_done(_: Any) -> None:
+        try:
+            token.run_sync_soon(done.set)
+        except trio.RunFinishedError:
+            pass
+
+    future.add_done_callback(on_done)
+    try:
+        await done.wait()
+    except trio.Cancelled:
+        future.cancel()
+        raise
+    return future.result()
+
+
+def culprits_of(error: grpc.RpcError) -> tuple[int, ...]:
+    """Culprit party indices a node reported in an ABORTED call's trailing metadata."""
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == CULPRITS_METADATA:
+            return tuple(int(v) for v in str(value).split(",") if v.strip().isdigit())
+    return ()

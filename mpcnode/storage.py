@@ -1,0 +1,629 @@
+"""Encrypted, durable key-share storage for one node, and the private-file helpers.
+
+Layout (DESIGN.md, Storage): one SQLite database per node data directory, in WAL
+mode with ``synchronous=FULL`` so an acknowledged write survives ``kill -9`` and
+power loss. Secrets are sealed with envelope encryption:
+
+    KEK (32 bytes, file or env MPC_KEK, never in the data directory)
+      wraps  DK_tenant (32 random bytes per tenant)  AES-256-GCM, AAD = (node, tenant)
+        seals  secret record                         AES-256-GCM, AAD = (node, key id, gen.)
+
+The AAD binding means a sealed record copied to another node, key id or generation
+does not open. Deleting a tenant destroys its wrapped data key (crypto-shredding):
+any copy of its records left anywhere can no longer be opened.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mpcnode.crypto.encoding import encode_fields, encode_uint
+from mpcnode.errors import InternalBug, InvalidInput, KeyNotFound
+
+__all__ = [
+    "DB_NAME",
+    "DEFAULT_TENANT",
+    "KEK_ENV",
+    "KeyStore",
+    "StoredKey",
+    "create_kek_file",
+    "load_kek",
+    "read_private_file",
+    "write_file_atomic",
+]
+
+DB_NAME = "keys.sqlite3"
+"""File name of the node database inside its data directory."""
+
+DEFAULT_TENANT = "default"
+KEK_ENV = "MPC_KEK"
+"""Environment variable holding the KEK as 64 hex characters when no KEK file is configured."""
+
+KEK_SIZE = 32
+_NONCE_SIZE = 12  # AES-GCM nonce
+_SCHEMA_VERSION = b"1"
+
+_SHARE_TAG = b"mpc.v1.share"
+_TENANT_KEY_TAG = b"mpc.v1.tenant-key"
+_KEK_CHECK_TAG = b"mpc.v1.kek-check"
+
+
+# --------------------------------------------------------------------------- private files
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or link inside `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_temp(directory: Path, stem: str, data: bytes, mode: int) -> Path:
+    """Write `data` to a fresh temp file in `directory`, created with `mode`, fsynced."""
+    for attempt in range(100):
+        tmp = directory / f".{stem}.tmp{os.getpid()}.{attempt}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            continue
+        try:
+            os.fchmod(fd, mode)  # the umask may have removed bits; never adds any
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return tmp
+    raise InvalidInput(f"cannot create a temporary file in {directory}")
+
+
+def write_file_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` atomically and durably; the file has `mode` from creation.
+
+    Temp file in the same directory, fsync, ``os.replace``, fsync of the directory: after
+    a crash the path holds either the old or the new content, never a mix.
+    """
+    target = Path(path)
+    directory = target.parent
+    tmp = _write_temp(directory, target.name, data, mode)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+
+
+def read_private_file(path: str | os.PathLike[str], what: str) -> bytes:
+    """Read a secret file, refusing one that group or others may access.
+
+    The mode is checked on the opened descriptor, so the file read is the file checked.
+    Error messages name the file and mode, never its content.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise InvalidInput(f"{what} {os.fspath(path)} does not exist") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot open {what} {os.fspath(path)}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{what} {os.fspath(path)} is not a regular file")
+        perms = stat.S_IMODE(st.st_mode)
+        if perms & 0o077:
+            raise InvalidInput(
+                f"{what} {os.fspath(path)} is accessible by group or others "
+                f"(mode {perms:04o}); restrict it with chmod 600"
+            )
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- KEK
+
+
+def load_kek(kek_file: str | os.PathLike[str] | None) -> bytes:
+    """The node's key-encryption key: 32 raw bytes from `kek_file`, else hex from $MPC_KEK.
+
+    Refuses a KEK file readable by group or others. No error message contains key material.
+    """
+    if kek_file is not None:
+        kek = read_private_file(kek_file, "KEK file")
+        if len(kek) != KEK_SIZE:
+            raise InvalidInput(
+                f"KEK file {os.fspath(kek_file)} must hold exactly {KEK_SIZE} raw bytes, "
+                f"found {len(kek)}"
+            )
+        return kek
+    value = os.environ.get(KEK_ENV)
+    if value is None:
+        raise InvalidInput(f"no KEK: configure kek_file or set {KEK_ENV} (64 hex characters)")
+    value = value.strip()
+    if len(value) != 2 * KEK_SIZE:
+        raise InvalidInput(f"{KEK_ENV} must be {2 * KEK_SIZE} hex characters, found {len(value)}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise InvalidInput(f"{KEK_ENV} is not valid hex") from None
+
+
+def create_kek_file(path: str | os.PathLike[str]) -> None:
+    """Write a fresh random 32-byte KEK to `path` with mode 0600; refuse to overwrite one.
+
+    Overwriting a KEK would make every record sealed under it unreadable, so an existing
+    file is an error. The file appears atomically (temp file + hard link) and durably.
+    """
+    target = Path(path)
+    tmp = _write_temp(target.parent, target.name, os.urandom(KEK_SIZE), 0o600)
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise InvalidInput(f"KEK file {target} already exists; refusing to overwrite it") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(target.parent)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _share_aad(node_name: str, key_id: str, generation: int) -> bytes:
+    return encode_fields([_SHARE_TAG, node_name.encode(), key_id.encode(), encode_uint(generation)])
+
+
+def _tenant_aad(node_name: str, tenant: str) -> bytes:
+    return encode_fields([_TENANT_KEY_TAG, node_name.encode(), tenant.encode()])
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """nonce || AES-256-GCM(key, nonce, plaintext, aad) with a random 96-bit nonce."""
+    nonce = os.urandom(_NONCE_SIZE)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """Inverse of `_seal`; raises cryptography's InvalidTag when authentication fails."""
+    if len(sealed) < _NONCE_SIZE + 16:
+        raise InvalidTag()
+    return AESGCM(key).decrypt(sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], aad)
+
+
+@dataclass(frozen=True, repr=False)
+class StoredKey:
+    """One stored key generation. Public fields are plain; the secret opens on demand.
+
+    `secret()` decrypts the share record each time it is called (nothing secret is kept
+    on this object). `repr` shows only identifiers.
+    """
+
+    key_id: str
+    tenant: str
+    scheme: str
+    generation: int
+    status: str  # "pending" or "active"
+    public: bytes
+    confirmations: bytes | None
+    created_at: int
+    _store: KeyStore = field(compare=False)
+
+    def secret(self) -> bytes:
+        """Decrypt this generation's secret record (raises InvalidInput if it does not open)."""
+        return self._store._open_secret(self.key_id, self.generation)
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredKey(key_id={self.key_id!r}, tenant={self.tenant!r}, scheme={self.scheme!r}, "
+            f"generation={self.generation}, status={self.status!r}, secret=<redacted>)"
+        )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant      TEXT PRIMARY KEY,
+    wrapped_key BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    key_id        TEXT NOT NULL,
+    tenant        TEXT NOT NULL REFERENCES tenants(tenant),
+    scheme        TEXT NOT NULL,
+    generation    INTEGER NOT NULL CHECK (generation >= 0),
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'active')),
+    public        BLOB NOT NULL,
+    sealed_secret BLOB NOT NULL,
+    confirmations BLOB,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (key_id, generation)
+);
+CREATE INDEX IF NOT EXISTS keys_tenant ON keys(tenant);
+"""
+
+_PUBLIC_COLUMNS = "key_id, tenant, scheme, generation, status, public, confirmations, created_at"
+
+
+def _check_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{what} must be a non-empty string")
+    return value
+
+
+def _check_generation(generation: object) -> int:
+    if isinstance(generation, bool) or not isinstance(generation, int):
+        raise InvalidInput("generation must be an integer")
+    if not 0 <= generation < 1 << 32:
+        raise InvalidInput("generation out of range")
+    return generation
+
+
+class KeyStore:
+    """The node's key database: pending/active key generations with sealed secrets.
+
+    Every write method runs one ``BEGIN IMMEDIATE`` transaction and returns after the
+    commit is on disk (WAL, ``synchronous=FULL``). Safe to share between threads.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], node_name: str, kek: bytes) -> None:
+        self._node = _check_name(node_name, "node name")
+        if not isinstance(kek, bytes) or len(kek) != KEK_SIZE:
+            raise InvalidInput(f"KEK must be {KEK_SIZE} bytes")
+        self._kek = kek
+        self._dir = Path(data_dir)
+        self._lock = threading.RLock()
+        self._prepare_dir()
+        self.path = self._dir / DB_NAME
+        self._create_db_file()
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._configure()
+            self._init_meta()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- setup
+
+    def _prepare_dir(self) -> None:
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(self._dir.stat().st_mode) != 0o700:
+            os.chmod(self._dir, 0o700)
+
+    def _create_db_file(self) -> None:
+        """Create the database file with mode 0600 before SQLite opens it.
+
+        SQLite gives the -wal and -shm files the mode of the database file.
+        """
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists() and stat.S_IMODE(side.stat().st_mode) & 0o077:
+                os.chmod(side, 0o600)
+
+    def _configure(self) -> None:
+        conn = self._db()
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise InvalidInput(f"cannot enable WAL on {self.path}")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted records are overwritten with zeros
+        conn.executescript(_SCHEMA)
+
+    def _init_meta(self) -> None:
+        """Bind the database to this node and check the KEK against it."""
+        with self._write() as conn:
+            rows = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            check_aad = encode_fields([_KEK_CHECK_TAG, self._node.encode()])
+            if not rows:
+                conn.executemany(
+                    "INSERT INTO meta(name, value) VALUES (?, ?)",
+                    [
+                        ("schema_version", _SCHEMA_VERSION),
+                        ("node_name", self._node.encode()),
+                        ("kek_check", _seal(self._kek, b"", check_aad)),
+                    ],
+                )
+                return
+        if rows.get("schema_version") != _SCHEMA_VERSION:
+            raise InvalidInput(f"{self.path} has an unsupported schema version")
+        stored_node = bytes(rows.get("node_name", b"")).decode(errors="replace")
+        if stored_node != self._node:
+            raise InvalidInput(f"{self.path} belongs to node {stored_node!r}, not {self._node!r}")
+        try:
+            _open(self._kek, bytes(rows["kek_check"]), check_aad)
+        except (InvalidTag, KeyError):
+            raise InvalidInput(f"the KEK does not match the key store {self.path}") from None
+
+    # -- plumbing
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise InvalidInput("key store is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One durable write transaction (commit on success, rollback on any error)."""
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _tenant_key(self, conn: sqlite3.Connection, tenant: str, *, create: bool) -> bytes | None:
+        """Unwrap the tenant's data key; with `create`, make one on first use."""
+        row = conn.execute("SELECT wrapped_key FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
+        aad = _tenant_aad(self._node, tenant)
+        if row is None:
+            if not create:
+                return None
+            data_key = AESGCM.generate_key(bit_length=256)
+            conn.execute(
+                "INSERT INTO tenants(tenant, wrapped_key, created_at) VALUES (?, ?, ?)",
+                (tenant, _seal(self._kek, data_key, aad), int(time.time())),
+            )
+            return data_key
+        try:
+            return _open(self._kek, bytes(row[0]), aad)
+        except InvalidTag:
+            raise InvalidInput(
+                f"data key of tenant {tenant!r} failed authentication "
+                "(wrong KEK or tampered record)"
+            ) from None
+
+    def _row_to_key(self, row: tuple[object, ...]) -> StoredKey:
+        key_id, tenant, scheme, generation, status, public, confirmations, created_at = row
+        assert isinstance(key_id, str) and isinstance(tenant, str) and isinstance(scheme, str)
+        assert isinstance(generation, int) and isinstance(status, str)
+        assert isinstance(public, bytes) and isinstance(created_at, int)
+        assert confirmations is None or isinstance(confirmations, bytes)
+        return StoredKey(
+            key_id, tenant, scheme, generation, status, public, confirmations, created_at, self
+        )
+
+    def _open_secret(self, key_id: str, generation: int) -> bytes:
+        with self._lock:
+            conn = self._db()
+            row = conn.execute(
+                "SELECT tenant, sealed_secret FROM keys WHERE key_id = ? AND generation = ?",
+                (key_id, generation),
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"key {key_id!r} generation {generation} is no longer stored")
+            tenant, sealed = row
+            data_key = self._tenant_key(conn, tenant, create=False)
+        if data_key is None:
+            raise InvalidInput(f"tenant {tenant!r} has no data key (deleted)")
+        try:
+            return _open(data_key, bytes(sealed), _share_aad(self._node, key_id, generation))
+        except InvalidTag:
+            raise InvalidInput(
+                f"record authentication failed for key {key_id!r} generation {generation}"
+            ) from None
+
+    # -- public API
+
+    @property
+    def node_name(self) -> str:
+        return self._node
+
+    def put_pending(
+        self,
+        key_id: str,
+        generation: int,
+        scheme: str,
+        public: bytes,
+        secret: bytes,
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
+        """Store a new key generation as pending (not yet certified by every holder).
+
+        Refuses an existing (key_id, generation) and a key id that belongs to another tenant.
+        """
+        _check_name(key_id, "key id")
+        _check_generation(generation)
+        _check_name(scheme, "scheme")
+        _check_name(tenant, "tenant")
+        if not isinstance(public, bytes) or not isinstance(secret, bytes):
+            raise InvalidInput("public and secret must be bytes")
+        with self._write() as conn:
+            existing = conn.execute(
+                "SELECT tenant, generation FROM keys WHERE key_id = ?", (key_id,)
+            ).fetchall()
+            if any(g == generation for _, g in existing):
+                raise InvalidInput(f"key {key_id!r} generation {generation} is already stored")
+            if any(t != tenant for t, _ in existing):
+                raise InvalidInput(f"key {key_id!r} belongs to another tenant")
+            data_key = self._tenant_key(conn, tenant, create=True)
+            if data_key is None:
+                raise InternalBug("tenant data key was not created")
+            sealed = _seal(data_key, secret, _share_aad(self._node, key_id, generation))
+            conn.execute(
+                "INSERT INTO keys(key_id, tenant, scheme, generation, status, public,"
+                " sealed_secret, confirmations, created_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, NULL, ?)",
+                (key_id, tenant, scheme, generation, public, sealed, int(time.time())),
+            )
+
+    def activate(self, key_id: str, generation: int, confirmations: bytes) -> None:
+        """Mark a pending generation active once every holder has certified it.
+
+        Older generations of the key are erased in the same transaction (DESIGN.md: an old
+        generation is kept only until the new one is certified). Activating an already
+        active generation with the same confirmations is a no-op, so the call can be retried.
+        """
+        _check_name(key_id, "key id")
+        _check_generation(generation)
+        if not isinstance(confirmations, bytes):
+            raise InvalidInput("confirmations must be bytes")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status, confirmations FROM keys WHERE key_id = ? AND generation = ?",
+                (key_id, generation),
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"no pending key {key_id!r} generation {generation}")
+            status, stored_confirmations = row
+            if status == "active":
+                if stored_confirmations != confirmations:
+                    raise InvalidInput(
+                        f"key {key_id!r} generation {generation} is already active "
+                        "with other confirmations"
+                    )
+                return
+            conn.execute(
+                "UPDATE keys SET status = 'active', confirmations = ?"
+                " WHERE key_id = ? AND generation = ?",
+                (confirmations, key_id, generation),
+            )
+            conn.execute(
+                "DELETE FROM keys WHERE key_id = ? AND generation < ?", (key_id, generation)
+            )
+
+    def discard_pending(self, key_id: str, generation: int) -> None:
+        """Erase a pending generation (a failed keygen or reshare); absent is not an error."""
+        _check_name(key_id, "key id")
+        _check_generation(generation)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status FROM keys WHERE key_id = ? AND generation = ?", (key_id, generation)
+            ).fetchone()
+            if row is None:
+                return
+            if row[0] != "pending":
+                raise InvalidInput(
+                    f"key {key_id!r} generation {generation} is active; refusing to discard it"
+                )
+            conn.execute(
+                "DELETE FROM keys WHERE key_id = ? AND generation = ?", (key_id, generation)
+            )
+
+    def retire(self, key_id: str, below_generation: int) -> int:
+        """Erase every generation of `key_id` older than `below_generation`; returns how many.
+
+        For a node that is not a holder of a reshared key's new generation.
+        """
+        _check_name(key_id, "key id")
+        _check_generation(below_generation)
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM keys WHERE key_id = ? AND generation < ?", (key_id, below_generation)
+            )
+            return cur.rowcount
+
+    def get_active(self, key_id: str) -> StoredKey | None:
+        """The highest active generation of `key_id`, or None. Pending generations are ignored."""
+        _check_name(key_id, "key id")
+        with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    f"SELECT {_PUBLIC_COLUMNS} FROM keys WHERE key_id = ? AND status = 'active'"
+                    " ORDER BY generation DESC LIMIT 1",
+                    (key_id,),
+                )
+                .fetchone()
+            )
+        return None if row is None else self._row_to_key(row)
+
+    def list_active(self) -> list[StoredKey]:
+        """The highest active generation of every key, ordered by key id."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    f"SELECT {_PUBLIC_COLUMNS} FROM keys AS k"
+                    " WHERE status = 'active' AND generation = (SELECT MAX(generation) FROM keys"
+                    " WHERE key_id = k.key_id AND status = 'active') ORDER BY key_id"
+                )
+                .fetchall()
+            )
+        return [self._row_to_key(r) for r in rows]
+
+    def pending_keys(self) -> list[StoredKey]:
+        """Every pending generation, ordered by key id and generation."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    f"SELECT {_PUBLIC_COLUMNS} FROM keys WHERE status = 'pending'"
+                    " ORDER BY key_id, generation"
+                )
+                .fetchall()
+            )
+        return [self._row_to_key(r) for r in rows]
+
+    def delete_tenant(self, tenant: str) -> None:
+        """Crypto-shred a tenant: destroy its wrapped data key and erase its records.
+
+        The deleted pages are zeroed (``secure_delete``) and the WAL is checkpointed and
+        truncated, so neither file keeps the wrapped key; any other copy of the tenant's
+        sealed records can no longer be opened.
+        """
+        _check_name(tenant, "tenant")
+        with self._write() as conn:
+            conn.execute("DELETE FROM keys WHERE tenant = ?", (tenant,))
+            conn.execute("DELETE FROM tenants WHERE tenant = ?", (tenant,))
+        with self._lock:
+            busy = self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise InvalidInput("tenant deleted, but the WAL could not be checkpointed (busy)")
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KeyStore(node={self._node!r}, path={os.fspath(self.path)!r})"

@@ -1,0 +1,179 @@
+"""Benchmark behind scripts/bench. Measures; asserts nothing about speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+from nacl.signing import VerifyKey
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mpcnode.protocols.base import execution_id  # noqa: E402
+from mpcnode.protocols.frost.dkg import FrostDkgSession  # noqa: E402
+from mpcnode.protocols.frost.sign import FrostAggregator, FrostSignSession  # noqa: E402
+from mpcnode.protocols.simulation import run_sessions  # noqa: E402
+from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc  # noqa: E402
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(latencies: list[float], wall: float) -> dict[str, float]:
+    return {
+        "count": len(latencies),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
+        "p95_ms": round(percentile(latencies, 0.95) * 1000, 3),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
+        "throughput_per_s": round(len(latencies) / wall, 1),
+    }
+
+
+def bench_in_process(count: int) -> dict[str, float]:
+    """The same FROST 3-of-5 signing, all parties and the aggregator in this one process."""
+    parties = [1, 2, 3, 4, 5]
+    eid = os.urandom(32)
+    dkg = {p: FrostDkgSession(party=p, parties=parties, threshold=3, eid=eid) for p in parties}
+    run_sessions(dkg)
+    shares = {p: s.output for p, s in dkg.items()}
+    public = shares[1].public
+    signers = [1, 2, 3]
+    latencies = []
+    wall_start = time.perf_counter()
+    for n in range(count):
+        message = os.urandom(48)
+        started = time.perf_counter()
+        seid = execution_id("frost-sign", n.to_bytes(16, "big"), "bench", signers, 3, message)
+        sessions = {p: FrostSignSession(key_share=shares[p], signers=signers, message=message, eid=seid) for p in signers}
+        commitments = {p: s.start()[0].payload for p, s in sessions.items()}
+        aggregator = FrostAggregator(public, signers, message)
+        for p, s in sessions.items():
+            aggregator.add_commitment(p, commitments[p])
+        for p, s in sessions.items():
+            from mpcnode.protocols.base import Incoming
+
+            incoming = [Incoming(1, q, True, commitments[q]) for q in signers if q != p]
+            aggregator.add_share(p, s.receive(incoming)[0].payload)
+        signature = aggregator.signature()
+        latencies.append(time.perf_counter() - started)
+        VerifyKey(public.public_key.encode()).verify(message, signature)
+    return summary(latencies, time.perf_counter() - wall_start)
+
+
+def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any]:
+    workdir = tempfile.mkdtemp(prefix="mpc-bench-")
+    devcluster = [sys.executable, "-m", "coordinator.devcluster"]
+    where = ["--dir", workdir, "--base-port", str(base_port)]
+    subprocess.run([*devcluster, "up", *where], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        info = json.loads((Path(workdir) / "cluster.json").read_text())
+        t = info["tls"]
+        creds = grpc.ssl_channel_credentials(
+            Path(t["ca"]).read_bytes(), Path(t["client_key"]).read_bytes(), Path(t["client_cert"]).read_bytes()
+        )
+        channel = grpc.secure_channel(info["coordinator"]["address"], creds)
+        stub = coordinator_pb2_grpc.CoordinatorStub(channel)
+        started = time.perf_counter()
+        key = stub.CreateKey(coordinator_pb2.CreateKeyRequest(scheme="ed25519", threshold=3, parties=5), timeout=120)
+        keygen_s = time.perf_counter() - started
+        verify_key = VerifyKey(bytes(key.public_key))
+
+        def one(_: int) -> float:
+            message = os.urandom(48)
+            t0 = time.perf_counter()
+            response = stub.Sign(coordinator_pb2.SignRequest(key_id=key.key_id, message=message), timeout=60)
+            elapsed = time.perf_counter() - t0
+            verify_key.verify(message, bytes(response.signature))
+            return elapsed
+
+        for n in range(5):  # warm up connections
+            one(n)
+        wall_start = time.perf_counter()
+        sequential = [one(n) for n in range(count)]
+        sequential_summary = summary(sequential, time.perf_counter() - wall_start)
+        wall_start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            concurrent = list(pool.map(one, range(count)))
+        concurrent_summary = summary(concurrent, time.perf_counter() - wall_start)
+        channel.close()
+        return {
+            "keygen_seconds": round(keygen_s, 3),
+            "sequential": sequential_summary,
+            f"concurrent_{concurrency}": concurrent_summary,
+        }
+    finally:
+        subprocess.run([*devcluster, "down", "--purge", *where], cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--signatures", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--base-port", type=int, default=50150)
+    parser.add_argument("--out", default=str(ROOT / "bench"))
+    args = parser.parse_args()
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "frost_ed25519_3_of_5": {
+            "in_process": bench_in_process(args.signatures),
+            "cluster": bench_cluster(args.signatures, args.concurrency, args.base_port),
+        },
+    }
+    out = Path(args.out)
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    m = results["machine"]
+    frost = results["frost_ed25519_3_of_5"]
+    rows = [("in one process", frost["in_process"])]
+    rows += [(f"cluster, {k}", v) for k, v in frost["cluster"].items() if isinstance(v, dict)]
+    lines = [
+        f"# FROST(Ed25519) 3-of-5 signing, measured {results['date']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['system']}.",
+        f"Cluster keygen (DKG, 5 nodes): {frost['cluster']['keygen_seconds']} s.",
+        "",
+        "| run | signatures | p50 ms | p95 ms | throughput /s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['count']} | {r['p50_ms']} | {r['p95_ms']} | {r['throughput_per_s']} |")
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

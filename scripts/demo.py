@@ -1,0 +1,98 @@
+"""The end-to-end demo behind scripts/demo. Every step goes through `mpcctl`, like a user would."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.signing import VerifyKey
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def cluster(args: argparse.Namespace, *command: str) -> None:
+    subprocess.run(
+        [PY, "-m", "coordinator.devcluster", *command, "--dir", args.dir, "--base-port", str(args.base_port)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+
+
+def mpcctl(args: argparse.Namespace, *command: str, expect_ok: bool = True) -> Any:
+    proc = subprocess.run(
+        [PY, "-m", "coordinator.cli", "--cluster", args.dir, *command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if expect_ok and proc.returncode != 0:
+        sys.exit(f"mpcctl {' '.join(command)} failed: {proc.stderr.strip()}")
+    if not expect_ok:
+        if proc.returncode == 0:
+            sys.exit(f"mpcctl {' '.join(command)} unexpectedly succeeded")
+        return json.loads(proc.stderr)
+    return json.loads(proc.stdout)
+
+
+def sign_and_verify(args: argparse.Namespace, key: dict[str, Any], message: bytes) -> list[str]:
+    out = mpcctl(args, "sign", "--key-id", key["key_id"], "--message-hex", message.hex())
+    public = bytes.fromhex(key["public_key"])
+    signature = bytes.fromhex(out["signature"])
+    VerifyKey(public).verify(message, signature)  # libsodium, not our code
+    Ed25519PublicKey.from_public_bytes(public).verify(signature, message)  # OpenSSL
+    return list(out["signers"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", default=str(ROOT / ".cluster-demo"))
+    parser.add_argument("--base-port", type=int, default=50050)
+    parser.add_argument("--messages", type=int, default=20)
+    args = parser.parse_args()
+    args.dir = os.path.abspath(args.dir)
+    try:
+        say(f"starting 5 nodes and a coordinator in {args.dir}")
+        cluster(args, "up")
+        say("generating an ed25519 3-of-5 key (every node gets one share)")
+        key = mpcctl(args, "keygen", "--scheme", "ed25519", "--threshold", "3", "--parties", "5")
+        print(json.dumps(key, indent=2))
+        say(f"signing {args.messages} random messages; each verified by libsodium and OpenSSL")
+        for _ in range(args.messages):
+            signers = sign_and_verify(args, key, os.urandom(48))
+        print(f"ok, last signers: {signers}")
+        say("killing mpc-0 and mpc-1 (SIGKILL): 3 of 5 remain")
+        cluster(args, "kill-node", "0")
+        cluster(args, "kill-node", "1")
+        signers = sign_and_verify(args, key, b"still signing with two nodes down")
+        print(f"ok, signers: {signers}")
+        say("killing mpc-2 too: 2 of 5 remain, below the threshold")
+        cluster(args, "kill-node", "2")
+        error = mpcctl(args, "sign", "--key-id", key["key_id"], "--message-hex", "00", expect_ok=False)
+        print(json.dumps(error, indent=2))
+        assert error["error"] == "UNAVAILABLE", error
+        say("restarting the three nodes; the same key signs again")
+        for index in ("0", "1", "2"):
+            cluster(args, "start-node", index)
+        signers = sign_and_verify(args, key, b"back to full strength")
+        print(f"ok, signers: {signers}")
+        print(json.dumps(mpcctl(args, "pubkey", "--key-id", key["key_id"]), indent=2))
+        say("demo finished")
+        return 0
+    finally:
+        cluster(args, "down", "--purge")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

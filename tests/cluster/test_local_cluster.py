@@ -1,0 +1,149 @@
+"""Real processes: 5 nodes and a coordinator started by scripts/cluster, driven like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.signing import VerifyKey
+
+from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_PORT = 53050
+pytestmark = pytest.mark.cluster
+
+
+class LocalCluster:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def run(self, *command: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "coordinator.devcluster", *command, "--dir", str(self.dir),
+             "--base-port", str(BASE_PORT)],
+            check=True, cwd=ROOT, capture_output=True, timeout=120,
+        )
+
+    def mpcctl(self, *command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "coordinator.cli", "--cluster", str(self.dir), *command],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+
+    def stub(self) -> tuple[grpc.Channel, Any]:
+        info = json.loads((self.dir / "cluster.json").read_text())
+        t = info["tls"]
+        creds = grpc.ssl_channel_credentials(
+            Path(t["ca"]).read_bytes(), Path(t["client_key"]).read_bytes(),
+            Path(t["client_cert"]).read_bytes(),
+        )
+        channel = grpc.secure_channel(info["coordinator"]["address"], creds)
+        return channel, coordinator_pb2_grpc.CoordinatorStub(channel)
+
+
+@pytest.fixture(scope="module")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    cluster.run("up")
+    try:
+        yield cluster
+    finally:
+        cluster.run("down", "--purge")
+
+
+def _verify(public_key: bytes, message: bytes, signature: bytes) -> None:
+    VerifyKey(public_key).verify(message, signature)
+    Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+
+
+def test_keygen_sign_kill_restart(local_cluster: LocalCluster) -> None:
+    proc = local_cluster.mpcctl("keygen", "--scheme", "ed25519", "--threshold", "3", "--parties", "5")
+    assert proc.returncode == 0, proc.stderr
+    key = json.loads(proc.stdout)
+    assert key["threshold"] == 3 and key["parties"] == 5 and len(bytes.fromhex(key["public_key"])) == 32
+    assert len(bytes.fromhex(key["chain_code"])) == 32
+    public = bytes.fromhex(key["public_key"])
+
+    channel, stub = local_cluster.stub()
+    try:
+        for _ in range(100):
+            message = os.urandom(64)
+            response = stub.Sign(coordinator_pb2.SignRequest(key_id=key["key_id"], message=message), timeout=60)
+            VerifyKey(public).verify(message, bytes(response.signature))
+    finally:
+        channel.close()
+
+    # Any two nodes down: still signs.
+    local_cluster.run("kill-node", "1")
+    local_cluster.run("kill-node", "3")
+    message = b"two nodes are down"
+    proc = local_cluster.mpcctl("sign", "--key-id", key["key_id"], "--message-hex", message.hex())
+    assert proc.returncode == 0, proc.stderr
+    signed = json.loads(proc.stdout)
+    assert not {"mpc-1", "mpc-3"} & set(signed["signers"])
+    _verify(public, message, bytes.fromhex(signed["signature"]))
+
+    # A third one down: a clean UNAVAILABLE naming the missing nodes, no traceback.
+    local_cluster.run("kill-node", "4")
+    proc = local_cluster.mpcctl("sign", "--key-id", key["key_id"], "--message-hex", "00")
+    assert proc.returncode != 0
+    error = json.loads(proc.stderr)
+    assert error["error"] == "UNAVAILABLE"
+    for name in ("mpc-1", "mpc-3", "mpc-4"):
+        assert name in error["message"]
+    assert "Traceback" not in proc.stderr
+
+    # Keygen needs every node: fails cleanly and creates nothing.
+    proc = local_cluster.mpcctl("keygen", "--scheme", "ed25519")
+    assert proc.returncode != 0 and json.loads(proc.stderr)["error"] == "UNAVAILABLE"
+
+    # Restarted nodes sign with the same key.
+    for index in ("1", "3", "4"):
+        local_cluster.run("start-node", index)
+    message = b"everyone is back"
+    proc = local_cluster.mpcctl("sign", "--key-id", key["key_id"], "--message-hex", message.hex())
+    assert proc.returncode == 0, proc.stderr
+    signed = json.loads(proc.stdout)
+    assert signed["public_key"] == key["public_key"]
+    _verify(public, message, bytes.fromhex(signed["signature"]))
+
+    proc = local_cluster.mpcctl("keys")
+    assert [k["key_id"] for k in json.loads(proc.stdout)] == [key["key_id"]]
+
+
+def test_errors_are_clean(local_cluster: LocalCluster) -> None:
+    proc = local_cluster.mpcctl("pubkey", "--key-id", "no-such-key")
+    assert proc.returncode != 0
+    assert json.loads(proc.stderr)["error"] == "NOT_FOUND"
+    proc = local_cluster.mpcctl("keygen", "--scheme", "ed25519", "--threshold", "9")
+    assert json.loads(proc.stderr)["error"] == "INVALID_ARGUMENT"
+    proc = local_cluster.mpcctl("sign", "--key-id", "x", "--message-hex", "zz")
+    assert json.loads(proc.stderr)["error"] == "INVALID_ARGUMENT"
+
+
+def test_node_refuses_clients_other_than_the_coordinator(local_cluster: LocalCluster) -> None:
+    from protos.mpc.v1 import node_pb2, node_pb2_grpc
+
+    info = json.loads((local_cluster.dir / "cluster.json").read_text())
+    t = info["tls"]
+    ca = Path(t["ca"]).read_bytes()
+    # A valid client certificate, but not the coordinator's: PERMISSION_DENIED.
+    creds = grpc.ssl_channel_credentials(ca, Path(t["client_key"]).read_bytes(), Path(t["client_cert"]).read_bytes())
+    with grpc.secure_channel(info["nodes"][0]["address"], creds) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            node_pb2_grpc.NodeStub(channel).Identity(node_pb2.IdentityRequest(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # No client certificate at all: the TLS handshake fails.
+    with grpc.secure_channel(info["coordinator"]["address"], grpc.ssl_channel_credentials(ca)) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            coordinator_pb2_grpc.CoordinatorStub(channel).ListKeys(coordinator_pb2.ListKeysRequest(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,492 @@
+"""mpcctl against an in-process Coordinator test double over real mutual TLS.
+
+The double records every request (and the verified client certificate name) so
+each test checks both what mpcctl printed and what actually reached the server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.signing import SigningKey
+
+from coordinator import cli
+from mpcnode.tls import make_dev_pki, peer_common_name, server_credentials
+from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGNING_KEY = SigningKey(bytes(range(32)))
+PUBLIC_KEY = bytes(SIGNING_KEY.verify_key)
+CHAIN_CODE = bytes(range(100, 132))
+SIGNERS = ["mpc-0", "mpc-2", "mpc-4"]
+
+
+def _key_info(key_id: str, threshold: int = 3, parties: int = 5, generation: int = 1) -> Any:
+    return coordinator_pb2.KeyInfo(
+        key_id=key_id,
+        scheme="ed25519",
+        public_key=PUBLIC_KEY,
+        threshold=threshold,
+        parties=parties,
+        chain_code=CHAIN_CODE,
+        generation=generation,
+    )
+
+
+def _key_json(key_id: str, threshold: int = 3, parties: int = 5, generation: int = 1) -> Any:
+    return {
+        "key_id": key_id,
+        "scheme": "ed25519",
+        "public_key": PUBLIC_KEY.hex(),
+        "threshold": threshold,
+        "parties": parties,
+        "chain_code": CHAIN_CODE.hex(),
+        "generation": generation,
+    }
+
+
+class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
+    """Test double: answers from a fixed key table, records calls, fails on request."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, str | None]] = []
+        self.fail: dict[str, tuple[grpc.StatusCode, str]] = {}
+        self.block = threading.Event()  # set => Sign waits until released
+        self.release = threading.Event()
+        self.keys = {"key-a": _key_info("key-a"), "key-b": _key_info("key-b", 2, 3, 4)}
+
+    def _enter(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
+        self.calls.append((method, request, peer_common_name(context)))
+        if method in self.fail:
+            code, message = self.fail[method]
+            context.abort(code, message)
+
+    def CreateKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("CreateKey", request, context)
+        return _key_info("key-new", request.threshold, request.parties)
+
+    def GetKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("GetKey", request, context)
+        if request.key_id not in self.keys:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no key {request.key_id}")
+        return self.keys[request.key_id]
+
+    def ListKeys(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("ListKeys", request, context)
+        return coordinator_pb2.ListKeysResponse(keys=list(self.keys.values()))
+
+    def Sign(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("Sign", request, context)
+        if self.block.is_set():
+            self.release.wait(10)
+        signature = SIGNING_KEY.sign(request.message).signature
+        return coordinator_pb2.SignResponse(
+            key_id=request.key_id, signature=signature, public_key=PUBLIC_KEY, signers=SIGNERS
+        )
+
+
+@dataclass
+class Env:
+    servicer: RecordingCoordinator
+    address: str
+    cluster: Path
+    tls: Path
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    monkeypatch.delenv(cli.CLUSTER_ENV, raising=False)
+    tls = tmp_path / "tls"
+    make_dev_pki(tls, ["coordinator", "client"])
+    servicer = RecordingCoordinator()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    creds = server_credentials(tls / "ca.pem", tls / "coordinator.pem", tls / "coordinator.key")
+    port = server.add_secure_port("127.0.0.1:0", creds)
+    assert port > 0
+    server.start()
+    address = f"127.0.0.1:{port}"
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    doc = {
+        "dir": str(cluster),
+        "coordinator": {"address": address, "health": "127.0.0.1:1", "pid": os.getpid()},
+        "nodes": [],
+        "tls": {
+            "ca": str(tls / "ca.pem"),
+            "client_cert": str(tls / "client.pem"),
+            "client_key": str(tls / "client.key"),
+        },
+    }
+    (cluster / "cluster.json").write_text(json.dumps(doc))
+    try:
+        yield Env(servicer, address, cluster, tls)
+    finally:
+        servicer.release.set()
+        server.stop(grace=None).wait()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Call cli.main in-process; returns (exit code, stdout, stderr)."""
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, err) == (0, ""), err
+    return json.loads(out)
+
+
+def failed(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, str]:
+    """Assert the error contract: exit 1, nothing on stdout, exactly one JSON object on stderr."""
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 1
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    obj = json.loads(err)
+    assert set(obj) == {"error", "message"}
+    assert isinstance(obj["message"], str) and obj["message"]
+    return dict(obj)
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def test_keygen_prints_key_and_sends_request(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(
+        capsys,
+        *("--cluster", str(env.cluster), "keygen", "--scheme", "ed25519"),
+        *("--threshold", "2", "--parties", "4"),
+    )
+    assert out == _key_json("key-new", 2, 4)
+    [(method, request, peer)] = env.servicer.calls
+    assert method == "CreateKey"
+    assert (request.scheme, request.threshold, request.parties) == ("ed25519", 2, 4)
+    assert peer == "client"  # the call went over mTLS with the client certificate
+
+
+def test_keygen_defaults_to_3_of_5(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(capsys, "--cluster", str(env.cluster), "keygen", "--scheme", "ed25519")
+    assert (out["threshold"], out["parties"]) == (3, 5)
+    [(_, request, _)] = env.servicer.calls
+    assert (request.threshold, request.parties) == (3, 5)
+
+
+def test_sign_message_hex(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    message = b"pay 10 to bob\x00\xff"
+    out = ok(
+        capsys,
+        *("--cluster", str(env.cluster), "sign", "--key-id", "key-a"),
+        *("--message-hex", message.hex().upper()),
+    )
+    assert set(out) == {"key_id", "signature", "public_key", "signers"}
+    assert out["key_id"] == "key-a"
+    assert out["public_key"] == PUBLIC_KEY.hex()
+    assert out["signers"] == SIGNERS
+    # The printed hex must be the exact signature bytes: an independent verifier accepts it.
+    Ed25519PublicKey.from_public_bytes(bytes.fromhex(out["public_key"])).verify(
+        bytes.fromhex(out["signature"]), message
+    )
+    [(method, request, _)] = env.servicer.calls
+    assert (method, request.key_id, request.message) == ("Sign", "key-a", message)
+
+
+def test_sign_message_file_sends_raw_bytes(
+    env: Env, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    message = bytes(range(256)) + b"\r\n\n\r\x00 trailing\n"
+    path = tmp_path / "msg.bin"
+    path.write_bytes(message)
+    out = ok(
+        capsys,
+        *("--cluster", str(env.cluster), "sign", "--key-id", "key-b"),
+        *("--message-file", str(path)),
+    )
+    [(_, request, _)] = env.servicer.calls
+    assert request.message == message
+    Ed25519PublicKey.from_public_bytes(PUBLIC_KEY).verify(bytes.fromhex(out["signature"]), message)
+
+
+def test_sign_message_from_stdin(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = b"\x00\xffstdin\r\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(message)))
+    ok(capsys, "--cluster", str(env.cluster), "sign", "--key-id", "k", "--message-file", "-")
+    [(_, request, _)] = env.servicer.calls
+    assert request.message == message
+
+
+def test_sign_empty_message(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    ok(capsys, "--cluster", str(env.cluster), "sign", "--key-id", "k", "--message-hex", "")
+    [(_, request, _)] = env.servicer.calls
+    assert request.message == b""
+
+
+def test_pubkey(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(capsys, "--cluster", str(env.cluster), "pubkey", "--key-id", "key-b")
+    assert out == _key_json("key-b", 2, 3, 4)
+    [(method, request, _)] = env.servicer.calls
+    assert (method, request.key_id) == ("GetKey", "key-b")
+
+
+def test_keys_lists_all(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(capsys, "--cluster", str(env.cluster), "keys")
+    assert out == [_key_json("key-a"), _key_json("key-b", 2, 3, 4)]
+    env.servicer.keys.clear()
+    assert ok(capsys, "--cluster", str(env.cluster), "keys") == []
+    assert [c[0] for c in env.servicer.calls] == ["ListKeys", "ListKeys"]
+
+
+# ---------------------------------------------------------------- connection options
+
+
+def test_explicit_tls_flags_after_subcommand(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(
+        capsys,
+        *("pubkey", "--key-id", "key-a", "--coordinator", env.address),
+        *("--cacert", str(env.tls / "ca.pem"), "--cert", str(env.tls / "client.pem")),
+        *("--key", str(env.tls / "client.key"), "--timeout", "30"),
+    )
+    assert out["key_id"] == "key-a"
+    assert env.servicer.calls[0][2] == "client"
+
+
+def test_cluster_from_environment(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(cli.CLUSTER_ENV, str(env.cluster))
+    assert len(ok(capsys, "keys")) == 2
+
+
+def test_explicit_address_overrides_cluster_file(
+    env: Env, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = json.loads((env.cluster / "cluster.json").read_text())
+    doc["coordinator"]["address"] = "127.0.0.1:1"  # nothing listens there
+    (env.cluster / "cluster.json").write_text(json.dumps(doc))
+    assert failed(capsys, "--cluster", str(env.cluster), "keys")["error"] == "UNAVAILABLE"
+    out = ok(capsys, "--cluster", str(env.cluster), "--coordinator", env.address, "keys")
+    assert len(out) == 2
+
+
+def test_server_name_override(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ("--cluster", str(env.cluster), "--server-name")
+    assert len(ok(capsys, *base, "coordinator.mpc", "keys")) == 2  # a SAN of the server cert
+    err = failed(capsys, *base, "evil.example", "keys")  # not a SAN: refused
+    assert err["error"] == "UNAVAILABLE"
+    assert len(env.servicer.calls) == 1
+
+
+def test_client_cert_from_another_ca_is_refused(
+    env: Env, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    make_dev_pki(other, ["client"])
+    err = failed(
+        capsys,
+        *("--coordinator", env.address, "--ca", str(env.tls / "ca.pem")),
+        *("--cert", str(other / "client.pem"), "--key", str(other / "client.key"), "keys"),
+    )
+    assert err["error"] == "UNAVAILABLE"
+    assert env.servicer.calls == []
+
+
+# ---------------------------------------------------------------- server errors
+
+
+@pytest.mark.parametrize(
+    ("method", "argv"),
+    [
+        ("CreateKey", ["keygen", "--scheme", "ed25519"]),
+        ("Sign", ["sign", "--key-id", "key-a", "--message-hex", "00"]),
+        ("GetKey", ["pubkey", "--key-id", "key-a"]),
+        ("ListKeys", ["keys"]),
+    ],
+)
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (grpc.StatusCode.NOT_FOUND, "no key key-a"),
+        (grpc.StatusCode.UNAVAILABLE, "2 of 3 needed nodes answered; not answering: mpc-1, mpc-3"),
+        (grpc.StatusCode.INVALID_ARGUMENT, "unknown scheme 'rsa'"),
+        (grpc.StatusCode.ABORTED, "bad share (culprits: [2])"),
+        (grpc.StatusCode.PERMISSION_DENIED, "key belongs to another tenant"),
+    ],
+)
+def test_server_status_becomes_json_error(
+    env: Env,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    argv: list[str],
+    code: grpc.StatusCode,
+    message: str,
+) -> None:
+    env.servicer.fail[method] = (code, message)
+    err = failed(capsys, "--cluster", str(env.cluster), *argv)
+    assert err == {"error": code.name, "message": message}
+    assert [c[0] for c in env.servicer.calls] == [method]
+
+
+@pytest.mark.parametrize("timeout_first", [True, False])
+def test_deadline_exceeded(
+    env: Env, capsys: pytest.CaptureFixture[str], timeout_first: bool
+) -> None:
+    env.servicer.block.set()
+    sign = ["sign", "--key-id", "key-a", "--message-hex", "00"]
+    timeout = ["--timeout", "0.3"]
+    argv = timeout + sign if timeout_first else sign + timeout
+    err = failed(capsys, "--cluster", str(env.cluster), *argv)
+    assert err["error"] == "DEADLINE_EXCEEDED"
+    assert [c[0] for c in env.servicer.calls] == ["Sign"]
+
+
+def test_unreachable_coordinator_is_unavailable(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = failed(
+        capsys,
+        *("--coordinator", "127.0.0.1:1", "--ca", str(env.tls / "ca.pem")),
+        *("--cert", str(env.tls / "client.pem"), "--key", str(env.tls / "client.key"), "keys"),
+    )
+    assert err["error"] == "UNAVAILABLE"
+
+
+def test_unexpected_exception_is_internal_without_traceback(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(channel: Any) -> Any:
+        raise RuntimeError("stub exploded")
+
+    monkeypatch.setattr(coordinator_pb2_grpc, "CoordinatorStub", broken)
+    err = failed(capsys, "--cluster", str(env.cluster), "keys")
+    assert err == {"error": "INTERNAL", "message": "RuntimeError: stub exploded"}
+
+
+# ---------------------------------------------------------------- local input errors
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["sign", "--key-id", "k", "--message-hex", "zz"], "hex"),
+        (["sign", "--key-id", "k", "--message-hex", "abc"], "hex"),
+        (
+            ["sign", "--key-id", "k", "--message-hex", "00", "--message-file", "/etc/hostname"],
+            "not allowed",
+        ),
+        (["sign", "--key-id", "k"], "required"),
+        (["sign", "--key-id", "k", "--message-file", "/nonexistent/msg"], "/nonexistent/msg"),
+        (["pubkey"], "--key-id"),
+        (["keygen"], "--scheme"),
+        (["keygen", "--scheme", "ed25519", "--threshold", "0"], "--threshold"),
+        (["keygen", "--scheme", "ed25519", "--threshold", "x"], "--threshold"),
+        (["keygen", "--scheme", "ed25519", "--threshold", "6", "--parties", "5"], "exceeds"),
+        (["keys", "--timeout", "-1"], "--timeout"),
+        (["frobnicate"], "frobnicate"),
+        ([], "COMMAND"),
+    ],
+)
+def test_bad_local_input_is_invalid_argument_without_server_call(
+    env: Env, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    err = failed(capsys, "--cluster", str(env.cluster), *argv)
+    assert err["error"] == "INVALID_ARGUMENT"
+    assert needle in err["message"]
+    assert env.servicer.calls == []
+
+
+def test_missing_cluster_is_invalid_argument(
+    env: Env, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = failed(capsys, "--cluster", str(empty), "keys")
+    assert err["error"] == "INVALID_ARGUMENT"
+    assert str(empty / "cluster.json") in err["message"]
+    monkeypatch.setenv(cli.CLUSTER_ENV, str(tmp_path / "nowhere"))
+    assert failed(capsys, "keys")["error"] == "INVALID_ARGUMENT"
+    (empty / "cluster.json").write_text('{"coordinator": {}}')
+    err = failed(capsys, "--cluster", str(empty), "keys")
+    assert (err["error"], "malformed" in err["message"]) == ("INVALID_ARGUMENT", True)
+    assert env.servicer.calls == []
+
+
+def test_no_connection_options_is_invalid_argument(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = failed(capsys, "keys")
+    assert err["error"] == "INVALID_ARGUMENT"
+    assert "--cluster" in err["message"]
+    err = failed(capsys, "--coordinator", env.address, "--ca", str(env.tls / "ca.pem"), "keys")
+    assert err["error"] == "INVALID_ARGUMENT"
+    assert "--cert, --key" in err["message"]
+    err = failed(
+        capsys,
+        *("--coordinator", env.address, "--ca", str(env.tls / "missing.pem")),
+        *("--cert", str(env.tls / "client.pem"), "--key", str(env.tls / "client.key"), "keys"),
+    )
+    assert err["error"] == "INVALID_ARGUMENT"
+    assert "missing.pem" in err["message"]
+    assert env.servicer.calls == []
+
+
+# ---------------------------------------------------------------- the real process
+
+
+def _mpcctl(*argv: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("GRPC_VERBOSITY", cli.CLUSTER_ENV)}
+    return subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", *argv],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_process_success_and_errors_keep_streams_clean(env: Env, tmp_path: Path) -> None:
+    """As a process: JSON on stdout; on failure exactly one JSON line on stderr (fd level)."""
+    proc = _mpcctl("--cluster", str(env.cluster), "pubkey", "--key-id", "key-a")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout) == _key_json("key-a")
+
+    proc = _mpcctl("--cluster", str(env.cluster), "pubkey", "--key-id", "nope")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert json.loads(proc.stderr) == {"error": "NOT_FOUND", "message": "no key nope"}
+    assert proc.stderr.count("\n") == 1
+
+    # Failed TLS handshakes (server refuses our cert; we refuse the server's) must not
+    # leak gRPC's own log lines onto stderr.
+    other = tmp_path / "other"
+    make_dev_pki(other, ["client"])
+    for ca, cert in [(env.tls, other), (other, env.tls)]:
+        proc = _mpcctl(
+            *("--coordinator", env.address, "--ca", str(ca / "ca.pem")),
+            *("--cert", str(cert / "client.pem"), "--key", str(cert / "client.key"), "keys"),
+        )
+        assert (proc.returncode, proc.stdout) == (1, "")
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert json.loads(proc.stderr)["error"] == "UNAVAILABLE"
+
+    proc = _mpcctl("sign", "--key-id", "k")
+    assert proc.returncode == 1
+    assert json.loads(proc.stderr)["error"] == "INVALID_ARGUMENT"

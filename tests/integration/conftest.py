@@ -1,0 +1,77 @@
+"""An in-process cluster: five real node services and a coordinator, over real gRPC with mTLS.
+
+Everything runs in the test's trio loop, so tests can reach into a node's store
+or swap a node's session factory to make it misbehave.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import trio
+
+from coordinator.server import Coordinator, NodeAddress, tls_channel_factory
+from mpcnode import tls
+from mpcnode.identity import NodeIdentity, Roster
+from mpcnode.rpc import SERVER_OPTIONS
+from mpcnode.server import NodeService, node_handlers
+from mpcnode.storage import KeyStore
+
+NAMES = [f"mpc-{k}" for k in range(5)]
+
+
+@dataclass
+class InProcessCluster:
+    services: dict[int, NodeService]
+    servers: dict[int, grpc.Server]
+    coordinator: Coordinator
+    roster: Roster
+    identities: dict[int, NodeIdentity]
+
+    def stop_node(self, party: int) -> None:
+        self.servers[party].stop(grace=None)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+    pki = tmp_path / "tls"
+    tls.make_dev_pki(pki, [*NAMES, "coordinator"])
+    identities = {k + 1: NodeIdentity.generate(NAMES[k], k + 1) for k in range(5)}
+    roster = Roster([i.public_entry() for i in identities.values()])
+    token = trio.lowlevel.current_trio_token()
+    services: dict[int, NodeService] = {}
+    servers: dict[int, grpc.Server] = {}
+    addresses = []
+    for party, identity in identities.items():
+        name = identity.name
+        store = KeyStore(tmp_path / name, name, os.urandom(32))
+        service = NodeService(identity, roster, store)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
+        server.add_generic_rpc_handlers((node_handlers(service, token, ["coordinator"]),))
+        creds = tls.server_credentials(
+            str(pki / "ca.pem"), str(pki / f"{name}.pem"), str(pki / f"{name}.key")
+        )
+        port = server.add_secure_port("127.0.0.1:0", creds)
+        server.start()
+        services[party] = service
+        servers[party] = server
+        addresses.append(NodeAddress(name, party, f"localhost:{port}"))
+    coordinator = Coordinator(
+        roster,
+        addresses,
+        tls_channel_factory(pki / "ca.pem", pki / "coordinator.pem", pki / "coordinator.key"),
+    )
+    try:
+        yield InProcessCluster(services, servers, coordinator, roster, identities)
+    finally:
+        coordinator.close()
+        for server in servers.values():
+            server.stop(grace=None)
+        for service in services.values():
+            service.store.close()
