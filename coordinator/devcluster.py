@@ -584,11 +584,13 @@ class Cluster:
             if not pending:
                 return
             if dead or time.monotonic() >= deadline:
-                what = (
-                    "exited before becoming healthy" if dead else f"not healthy after {timeout:g} s"
-                )
+                if dead:
+                    message = f"{', '.join(p.name for p in dead)}: exited before becoming healthy"
+                else:
+                    names = ", ".join(p.name for p in pending)
+                    message = f"{names}: not healthy after {timeout:g} s"
                 raise ClusterError(
-                    f"{', '.join(p.name for p in pending)}: {what}",
+                    message,
                     unhealthy=[
                         {
                             "name": p.name,

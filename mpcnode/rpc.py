@@ -55,6 +55,7 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.so_reuseport", 0),  # never silently share a port with another server
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_permit_without_calls", 1),

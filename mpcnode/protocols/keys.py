@@ -57,7 +57,10 @@ class PublicKeyPackage:
     def __post_init__(self) -> None:
         """Cheap structural checks; `check_consistency` does the arithmetic ones."""
         group = _group(self.scheme)
-        parties = tuple(self.parties)
+        # Accept any sequence but store tuples, so packages compare and hash by value.
+        object.__setattr__(self, "parties", tuple(self.parties))
+        object.__setattr__(self, "verifying_shares", tuple(self.verifying_shares))
+        parties = self.parties
         if any(not isinstance(p, int) or p <= 0 for p in parties):
             raise InvalidInput("party indices must be positive integers")
         check_indices(parties, group.order)

@@ -326,8 +326,11 @@ def test_start_refuses_a_taken_port(prepared: Cluster) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", prepared.node(2).health_port))
         s.listen()
-        with pytest.raises(ClusterError, match=str(prepared.node(2).health_port)) as info:
-            prepared.start_node(2, timeout=1)
+        try:
+            with pytest.raises(ClusterError, match=str(prepared.node(2).health_port)) as info:
+                prepared.start_node(2, timeout=1)
+        finally:
+            prepared.down(grace=1)  # stops whatever a broken port check started
     assert info.value.details["taken"] == [
         {"process": "mpc-2", "port": prepared.node(2).health_port, "use": "health"}
     ]
@@ -405,7 +408,12 @@ def test_cli_errors_are_json_on_stderr(tmp_path: Path, capsys: pytest.CaptureFix
     with socket.socket() as s:
         s.bind(("127.0.0.1", base))
         s.listen()
-        code = devcluster.main(["up", "--dir", str(d), "--base-port", str(base), "--timeout", "1"])
+        try:
+            code = devcluster.main(
+                ["up", "--dir", str(d), "--base-port", str(base), "--timeout", "1"]
+            )
+        finally:
+            Cluster(d).down(grace=1)  # stops whatever a broken port check started
     assert code == 1
     captured = capsys.readouterr()
     assert captured.out == ""

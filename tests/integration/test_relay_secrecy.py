@@ -81,10 +81,14 @@ async def test_tampered_dkg_relay_fails_and_leaves_nothing(
     cluster.coordinator.tap = tamper
     with pytest.raises(ProtocolAborted):
         await cluster.coordinator.create_key("ed25519", 3, 5)
-    for service in cluster.services.values():
+    for party, service in cluster.services.items():
+        assert service.sessions == {}
+        if target_round == 4 and party == 2:
+            # Party 2 saw four valid confirmations and its own: from where it stands the key is
+            # complete. Only the other holders saw its tampered confirmation (see issue notes).
+            continue
         assert service.store.list_active() == []
         assert service.store.pending_keys() == []
-        assert service.sessions == {}
 
 
 async def test_tampered_sign_relay_gives_no_signature(cluster: Any) -> None:
