@@ -49,7 +49,7 @@ from mpcnode.rpc import (
     set_serving,
     start_health_server,
 )
-from protos.mpc.v1 import coordinator_pb2, envelope_pb2, node_pb2, node_pb2_grpc
+from protos.mpc.v1 import coordinator_pb2, node_pb2, node_pb2_grpc
 
 log = logging.getLogger("coordinator")
 
@@ -163,7 +163,10 @@ class Coordinator:
         self.roster = roster
         self.nodes = {n.party: n for n in nodes}
         self._channels = {n.party: channel_factory(n.address) for n in nodes}
-        self.stubs = {p: node_pb2_grpc.NodeStub(ch) for p, ch in self._channels.items()}
+        self.stubs = {
+            p: node_pb2_grpc.NodeStub(ch)  # type: ignore[no-untyped-call]
+            for p, ch in self._channels.items()
+        }
         self.registry: dict[str, Any] = {}
         self.tap: Tap | None = None
         """Test hook: sees (and may replace) every envelope the coordinator relays."""
@@ -274,16 +277,15 @@ class Coordinator:
                 if done:
                     raise ProtocolAborted("nodes disagree about the end of the session")
                 inbox = {
-                    p: [
-                        e
-                        for e in produced
-                        if e.sender != p and e.recipient in (BROADCAST, p)
-                    ]
+                    p: [e for e in produced if e.sender != p and e.recipient in (BROADCAST, p)]
                     for p in parties
                 }
                 results, failures = await self._fanout(
                     {
-                        p: ("Step", node_pb2.StepRequest(session_id=start.session_id, envelopes=inbox[p]))
+                        p: (
+                            "Step",
+                            node_pb2.StepRequest(session_id=start.session_id, envelopes=inbox[p]),
+                        )
                         for p in parties
                     },
                     ROUND_TIMEOUT,
@@ -291,7 +293,10 @@ class Coordinator:
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._fanout(
-                    {p: ("Abort", node_pb2.AbortRequest(session_id=start.session_id)) for p in parties},
+                    {
+                        p: ("Abort", node_pb2.AbortRequest(session_id=start.session_id))
+                        for p in parties
+                    },
                     PROBE_TIMEOUT,
                 )
             raise
@@ -308,7 +313,11 @@ class Coordinator:
         for env in record.confirmations:
             verify_envelope(self.roster, env)
             eid = execution_id(
-                env.protocol, bytes(env.session_id), record.key_id, package.parties, package.threshold
+                env.protocol,
+                bytes(env.session_id),
+                record.key_id,
+                package.parties,
+                package.threshold,
             )
             if env.recipient != BROADCAST or bytes(env.payload) != package.confirmation_digest(eid):
                 raise ProtocolAborted("key record confirmation does not match", [env.sender])
@@ -357,7 +366,9 @@ class Coordinator:
             try:
                 self._verify_record(record)
             except MpcError as exc:
-                log.error("%s returned an invalid record for %s: %s", self.name_of(party), key_id, exc)
+                log.error(
+                    "%s returned an invalid record for %s: %s", self.name_of(party), key_id, exc
+                )
                 continue
             records[party] = record
         if not records:
@@ -484,7 +495,9 @@ class CoordinatorApi:
         return key_info(await self.c.get_record(req.key_id))
 
     async def list_keys(self, _req: Any, _ctx: grpc.ServicerContext) -> Any:
-        return coordinator_pb2.ListKeysResponse(keys=[key_info(r) for r in await self.c.list_keys()])
+        return coordinator_pb2.ListKeysResponse(
+            keys=[key_info(r) for r in await self.c.list_keys()]
+        )
 
     async def sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         signature, record, signers = await self.c.sign(req.key_id, bytes(req.message))
@@ -497,9 +510,17 @@ class CoordinatorApi:
 
     def handlers(self, token: trio.lowlevel.TrioToken) -> grpc.GenericRpcHandler:
         methods = {
-            "CreateKey": (self.create_key, coordinator_pb2.CreateKeyRequest, coordinator_pb2.KeyInfo),
+            "CreateKey": (
+                self.create_key,
+                coordinator_pb2.CreateKeyRequest,
+                coordinator_pb2.KeyInfo,
+            ),
             "GetKey": (self.get_key, coordinator_pb2.GetKeyRequest, coordinator_pb2.KeyInfo),
-            "ListKeys": (self.list_keys, coordinator_pb2.ListKeysRequest, coordinator_pb2.ListKeysResponse),
+            "ListKeys": (
+                self.list_keys,
+                coordinator_pb2.ListKeysRequest,
+                coordinator_pb2.ListKeysResponse,
+            ),
             "Sign": (self.sign, coordinator_pb2.SignRequest, coordinator_pb2.SignResponse),
         }
         return generic_service("mpc.v1.Coordinator", token, methods)

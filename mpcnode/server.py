@@ -181,7 +181,9 @@ class NodeService:
             session = self.dkg_factory(
                 party=self.party, parties=parties, threshold=threshold, eid=eid, scheme=req.scheme
             )
-            live = LiveSession(protocol, session, key_id, parties, trio.current_time(), scheme=req.scheme)
+            live = LiveSession(
+                protocol, session, key_id, parties, trio.current_time(), scheme=req.scheme
+            )
         elif protocol == "frost-sign":
             message = bytes(req.message)
             if len(message) > MAX_MESSAGE_BYTES:
@@ -193,9 +195,7 @@ class NodeService:
             if share.public.scheme != "ed25519":
                 raise InvalidInput("frost-sign needs an ed25519 key")
             eid = execution_id(protocol, sid, key_id, parties, share.public.threshold, message)
-            session = self.sign_factory(
-                key_share=share, signers=parties, message=message, eid=eid
-            )
+            session = self.sign_factory(key_share=share, signers=parties, message=message, eid=eid)
             live = LiveSession(protocol, session, key_id, parties, trio.current_time())
         else:
             raise InvalidInput(f"unknown protocol {protocol!r}")
@@ -240,11 +240,8 @@ class NodeService:
     ) -> None:
         """Persist the share before confirming it; activate it once everyone confirmed."""
         session = live.session
-        assert isinstance(session, FrostDkgSession) or hasattr(session, "pending_share")
         if session.done:
-            confirmations = sorted(
-                [*received, live.own_confirmation], key=lambda e: e.sender
-            )
+            confirmations = sorted([*received, live.own_confirmation], key=lambda e: e.sender)
             blob = encode_fields([e.SerializeToString() for e in confirmations])
             self.store.activate(live.key_id, live.generation, blob)
             log.info("key %s active (generation %d)", live.key_id, live.generation)
@@ -311,12 +308,18 @@ def peer_checker(allowed: Sequence[str]) -> Callable[[grpc.ServicerContext], Non
     return check
 
 
-def node_handlers(service: NodeService, token: trio.lowlevel.TrioToken, allowed: Sequence[str]) -> grpc.GenericRpcHandler:
+def node_handlers(
+    service: NodeService, token: trio.lowlevel.TrioToken, allowed: Sequence[str]
+) -> grpc.GenericRpcHandler:
     methods = {
         "Start": (service.start, node_pb2.StartRequest, node_pb2.StepResponse),
         "Step": (service.step, node_pb2.StepRequest, node_pb2.StepResponse),
         "Abort": (service.abort, node_pb2.AbortRequest, node_pb2.AbortResponse),
-        "GetKeyRecord": (service.get_key_record, node_pb2.GetKeyRecordRequest, envelope_pb2.KeyRecord),
+        "GetKeyRecord": (
+            service.get_key_record,
+            node_pb2.GetKeyRecordRequest,
+            envelope_pb2.KeyRecord,
+        ),
         "ListKeyRecords": (
             service.list_key_records,
             node_pb2.ListKeyRecordsRequest,
@@ -335,9 +338,9 @@ def build_service(config: NodeConfig) -> NodeService:
         raise InvalidInput("identity file, roster and config disagree about this node")
     if identity.public_entry() != entry:
         raise InvalidInput("this node's identity keys are not the ones pinned in the roster")
-    store = KeyStore(config.data_dir, config.name, load_kek(
-        str(config.kek_file) if config.kek_file else None
-    ))
+    store = KeyStore(
+        config.data_dir, config.name, load_kek(str(config.kek_file) if config.kek_file else None)
+    )
     return NodeService(identity, roster, store)
 
 

@@ -59,10 +59,13 @@ def bench_in_process(count: int) -> dict[str, float]:
         message = os.urandom(48)
         started = time.perf_counter()
         seid = execution_id("frost-sign", n.to_bytes(16, "big"), "bench", signers, 3, message)
-        sessions = {p: FrostSignSession(key_share=shares[p], signers=signers, message=message, eid=seid) for p in signers}
+        sessions = {
+            p: FrostSignSession(key_share=shares[p], signers=signers, message=message, eid=seid)
+            for p in signers
+        }
         commitments = {p: s.start()[0].payload for p, s in sessions.items()}
         aggregator = FrostAggregator(public, signers, message)
-        for p, s in sessions.items():
+        for p in sessions:
             aggregator.add_commitment(p, commitments[p])
         for p, s in sessions.items():
             from mpcnode.protocols.base import Incoming
@@ -84,19 +87,25 @@ def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any
         info = json.loads((Path(workdir) / "cluster.json").read_text())
         t = info["tls"]
         creds = grpc.ssl_channel_credentials(
-            Path(t["ca"]).read_bytes(), Path(t["client_key"]).read_bytes(), Path(t["client_cert"]).read_bytes()
+            Path(t["ca"]).read_bytes(),
+            Path(t["client_key"]).read_bytes(),
+            Path(t["client_cert"]).read_bytes(),
         )
         channel = grpc.secure_channel(info["coordinator"]["address"], creds)
         stub = coordinator_pb2_grpc.CoordinatorStub(channel)
         started = time.perf_counter()
-        key = stub.CreateKey(coordinator_pb2.CreateKeyRequest(scheme="ed25519", threshold=3, parties=5), timeout=120)
+        key = stub.CreateKey(
+            coordinator_pb2.CreateKeyRequest(scheme="ed25519", threshold=3, parties=5), timeout=120
+        )
         keygen_s = time.perf_counter() - started
         verify_key = VerifyKey(bytes(key.public_key))
 
         def one(_: int) -> float:
             message = os.urandom(48)
             t0 = time.perf_counter()
-            response = stub.Sign(coordinator_pb2.SignRequest(key_id=key.key_id, message=message), timeout=60)
+            response = stub.Sign(
+                coordinator_pb2.SignRequest(key_id=key.key_id, message=message), timeout=60
+            )
             elapsed = time.perf_counter() - t0
             verify_key.verify(message, bytes(response.signature))
             return elapsed
@@ -117,7 +126,9 @@ def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any
             f"concurrent_{concurrency}": concurrent_summary,
         }
     finally:
-        subprocess.run([*devcluster, "down", "--purge", *where], cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*devcluster, "down", "--purge", *where], cwd=ROOT, stdout=subprocess.DEVNULL
+        )
 
 
 def machine() -> dict[str, Any]:
@@ -169,7 +180,9 @@ def main() -> int:
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in rows:
-        lines.append(f"| {name} | {r['count']} | {r['p50_ms']} | {r['p95_ms']} | {r['throughput_per_s']} |")
+        lines.append(
+            f"| {name} | {r['count']} | {r['p50_ms']} | {r['p95_ms']} | {r['throughput_per_s']} |"
+        )
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

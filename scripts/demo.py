@@ -23,7 +23,16 @@ def say(text: str) -> None:
 
 def cluster(args: argparse.Namespace, *command: str) -> None:
     subprocess.run(
-        [PY, "-m", "coordinator.devcluster", *command, "--dir", args.dir, "--base-port", str(args.base_port)],
+        [
+            PY,
+            "-m",
+            "coordinator.devcluster",
+            *command,
+            "--dir",
+            args.dir,
+            "--base-port",
+            str(args.base_port),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         cwd=ROOT,
@@ -79,7 +88,9 @@ def main() -> int:
         print(f"ok, signers: {signers}")
         say("killing mpc-2 too: 2 of 5 remain, below the threshold")
         cluster(args, "kill-node", "2")
-        error = mpcctl(args, "sign", "--key-id", key["key_id"], "--message-hex", "00", expect_ok=False)
+        error = mpcctl(
+            args, "sign", "--key-id", key["key_id"], "--message-hex", "00", expect_ok=False
+        )
         print(json.dumps(error, indent=2))
         assert error["error"] == "UNAVAILABLE", error
         say("restarting the three nodes; the same key signs again")

@@ -36,7 +36,9 @@ class Outgoing:
     payload: bytes
 
     def __repr__(self) -> str:  # payloads may be secret before sealing
-        return f"Outgoing(round={self.round}, recipient={self.recipient}, {len(self.payload)} bytes)"
+        return (
+            f"Outgoing(round={self.round}, recipient={self.recipient}, {len(self.payload)} bytes)"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class Incoming:
 
     def __repr__(self) -> str:
         kind = "broadcast" if self.broadcast else "p2p"
-        return f"Incoming(round={self.round}, sender={self.sender}, {kind}, {len(self.payload)} bytes)"
+        return (
+            f"Incoming(round={self.round}, sender={self.sender}, {kind}, {len(self.payload)} bytes)"
+        )
 
 
 def execution_id(
@@ -114,7 +118,9 @@ class Session(ABC, Generic[T]):
         for m in messages:
             if m.round != self.round:
                 self._dead = True
-                raise ProtocolAborted(f"message for round {m.round} in round {self.round}", [m.sender])
+                raise ProtocolAborted(
+                    f"message for round {m.round} in round {self.round}", [m.sender]
+                )
         out = self._guard(lambda: self._receive(messages))
         if not self.done:
             self.round += 1
@@ -136,7 +142,7 @@ class Session(ABC, Generic[T]):
     def by_sender(
         messages: Sequence[Incoming], expected: Sequence[int], *, broadcast: bool
     ) -> dict[int, bytes]:
-        """Map sender -> payload, requiring exactly one message of the given kind per expected sender."""
+        """Map sender -> payload: exactly one message of the given kind per expected sender."""
         found: dict[int, bytes] = {}
         for m in messages:
             if m.broadcast != broadcast:

@@ -1,4 +1,4 @@
-"""Real processes: 5 nodes and a coordinator started by scripts/cluster, driven like a user would."""
+"""Real processes: 5 nodes and a coordinator from scripts/cluster, driven like a user would."""
 
 from __future__ import annotations
 
@@ -28,22 +28,37 @@ class LocalCluster:
 
     def run(self, *command: str) -> None:
         subprocess.run(
-            [sys.executable, "-m", "coordinator.devcluster", *command, "--dir", str(self.dir),
-             "--base-port", str(BASE_PORT)],
-            check=True, cwd=ROOT, capture_output=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "coordinator.devcluster",
+                *command,
+                "--dir",
+                str(self.dir),
+                "--base-port",
+                str(BASE_PORT),
+            ],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
         )
 
     def mpcctl(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "coordinator.cli", "--cluster", str(self.dir), *command],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def stub(self) -> tuple[grpc.Channel, Any]:
         info = json.loads((self.dir / "cluster.json").read_text())
         t = info["tls"]
         creds = grpc.ssl_channel_credentials(
-            Path(t["ca"]).read_bytes(), Path(t["client_key"]).read_bytes(),
+            Path(t["ca"]).read_bytes(),
+            Path(t["client_key"]).read_bytes(),
             Path(t["client_cert"]).read_bytes(),
         )
         channel = grpc.secure_channel(info["coordinator"]["address"], creds)
@@ -66,10 +81,16 @@ def _verify(public_key: bytes, message: bytes, signature: bytes) -> None:
 
 
 def test_keygen_sign_kill_restart(local_cluster: LocalCluster) -> None:
-    proc = local_cluster.mpcctl("keygen", "--scheme", "ed25519", "--threshold", "3", "--parties", "5")
+    proc = local_cluster.mpcctl(
+        "keygen", "--scheme", "ed25519", "--threshold", "3", "--parties", "5"
+    )
     assert proc.returncode == 0, proc.stderr
     key = json.loads(proc.stdout)
-    assert key["threshold"] == 3 and key["parties"] == 5 and len(bytes.fromhex(key["public_key"])) == 32
+    assert (
+        key["threshold"] == 3
+        and key["parties"] == 5
+        and len(bytes.fromhex(key["public_key"])) == 32
+    )
     assert len(bytes.fromhex(key["chain_code"])) == 32
     public = bytes.fromhex(key["public_key"])
 
@@ -77,7 +98,9 @@ def test_keygen_sign_kill_restart(local_cluster: LocalCluster) -> None:
     try:
         for _ in range(100):
             message = os.urandom(64)
-            response = stub.Sign(coordinator_pb2.SignRequest(key_id=key["key_id"], message=message), timeout=60)
+            response = stub.Sign(
+                coordinator_pb2.SignRequest(key_id=key["key_id"], message=message), timeout=60
+            )
             VerifyKey(public).verify(message, bytes(response.signature))
     finally:
         channel.close()
@@ -137,13 +160,19 @@ def test_node_refuses_clients_other_than_the_coordinator(local_cluster: LocalClu
     t = info["tls"]
     ca = Path(t["ca"]).read_bytes()
     # A valid client certificate, but not the coordinator's: PERMISSION_DENIED.
-    creds = grpc.ssl_channel_credentials(ca, Path(t["client_key"]).read_bytes(), Path(t["client_cert"]).read_bytes())
+    creds = grpc.ssl_channel_credentials(
+        ca, Path(t["client_key"]).read_bytes(), Path(t["client_cert"]).read_bytes()
+    )
     with grpc.secure_channel(info["nodes"][0]["address"], creds) as channel:
         with pytest.raises(grpc.RpcError) as caught:
             node_pb2_grpc.NodeStub(channel).Identity(node_pb2.IdentityRequest(), timeout=10)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     # No client certificate at all: the TLS handshake fails.
-    with grpc.secure_channel(info["coordinator"]["address"], grpc.ssl_channel_credentials(ca)) as channel:
+    with grpc.secure_channel(
+        info["coordinator"]["address"], grpc.ssl_channel_credentials(ca)
+    ) as channel:
         with pytest.raises(grpc.RpcError) as caught:
-            coordinator_pb2_grpc.CoordinatorStub(channel).ListKeys(coordinator_pb2.ListKeysRequest(), timeout=10)
+            coordinator_pb2_grpc.CoordinatorStub(channel).ListKeys(
+                coordinator_pb2.ListKeysRequest(), timeout=10
+            )
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

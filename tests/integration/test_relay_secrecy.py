@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 import nacl.exceptions
 import nacl.public
@@ -15,8 +14,6 @@ from nacl.signing import VerifyKey
 from mpcnode.errors import ProtocolAborted
 from mpcnode.protocols.frost.sign import FrostSignSession
 from mpcnode.protocols.keys import KeyShare
-
-
 
 
 def _shares(cluster: Any, key_id: str) -> dict[int, KeyShare]:
@@ -68,9 +65,7 @@ async def test_relayed_dkg_payloads_reveal_no_share(cluster: Any) -> None:
 
 
 @pytest.mark.parametrize("target_round", [1, 2, 3, 4])
-async def test_tampered_dkg_relay_fails_and_leaves_nothing(
-    cluster: Any, target_round: int
-) -> None:
+async def test_tampered_dkg_relay_fails_and_leaves_nothing(cluster: Any, target_round: int) -> None:
     def tamper(envelope):  # type: ignore[no-untyped-def]
         if envelope.round == target_round and envelope.sender == 2:
             payload = bytearray(envelope.payload)
