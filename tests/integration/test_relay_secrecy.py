@@ -118,3 +118,21 @@ async def test_faulty_signer_is_named_and_excluded(cluster: Any) -> None:
     assert 2 not in signers
     VerifyKey(bytes(info.public_key)).verify(message, signature)
     Ed25519PublicKey.from_public_bytes(bytes(info.public_key)).verify(signature, message)
+
+
+async def test_signer_dying_mid_session_is_replaced(cluster: Any) -> None:
+    info = await cluster.coordinator.create_key("ed25519", 3, 5)
+    stopped = []
+
+    def kill_mpc_1_after_commitments(envelope):  # type: ignore[no-untyped-def]
+        if envelope.protocol == "frost-sign" and envelope.round == 1 and not stopped:
+            cluster.stop_node(2)  # mpc-1 dies after it committed, before it can sign
+            stopped.append(2)
+        return envelope
+
+    cluster.coordinator.tap = kill_mpc_1_after_commitments
+    message = b"retry me with another quorum"
+    signature, _, signers = await cluster.coordinator.sign(info.key_id, message)
+    assert stopped == [2]
+    assert 2 not in signers and len(signers) == 3
+    VerifyKey(bytes(info.public_key)).verify(message, signature)
