@@ -10,15 +10,12 @@ carries the signed confirmations of all its holders.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,12 +39,11 @@ from mpcnode.protocols.frost.sign import FrostAggregator
 from mpcnode.protocols.keys import PublicKeyPackage
 from mpcnode.rpc import (
     CHANNEL_OPTIONS,
-    SERVER_OPTIONS,
     call,
     culprits_of,
     generic_service,
-    set_serving,
-    start_health_server,
+    run_process,
+    running_server,
 )
 from protos.mpc.v1 import coordinator_pb2, node_pb2, node_pb2_grpc
 
@@ -535,58 +531,26 @@ def tls_channel_factory(ca: Path, cert: Path, key: Path) -> Callable[[str], grpc
     return make
 
 
-async def serve(config: CoordinatorConfig, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the coordinator until cancelled."""
+    config = CoordinatorConfig.load(config_path)
     roster = Roster.load(config.roster_file)
     coordinator = Coordinator(
         roster, config.nodes, tls_channel_factory(config.tls_ca, config.tls_cert, config.tls_key)
     )
-    health_server, health = start_health_server(config.health_listen)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64), options=SERVER_OPTIONS)
-    server.add_generic_rpc_handlers(
-        (CoordinatorApi(coordinator).handlers(trio.lowlevel.current_trio_token()),)
-    )
+    api = CoordinatorApi(coordinator).handlers(trio.lowlevel.current_trio_token())
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
-    if server.add_secure_port(config.listen, creds) == 0:
-        raise InvalidInput(f"cannot listen on {config.listen}")
-    server.start()
-    set_serving(health, True)
-    log.info("coordinator serving on %s for %d nodes", config.listen, len(config.nodes))
-    task_status.started(coordinator)
     try:
-        await trio.sleep_forever()
+        with running_server(config.listen, config.health_listen, api, creds, max_workers=64):
+            log.info("coordinator serving on %s for %d nodes", config.listen, len(config.nodes))
+            task_status.started(coordinator)
+            await trio.sleep_forever()
     finally:
-        set_serving(health, False)
-        server.stop(grace=None)
-        health_server.stop(grace=None)
         coordinator.close()
 
 
-async def _main_async(config: CoordinatorConfig) -> None:
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            nursery.start_soon(serve, config)
-            async for _ in signals:
-                log.info("shutting down")
-                nursery.cancel_scope.cancel()
-                break
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mpc-coordinator", description="Run the coordinator.")
-    parser.add_argument("--config", required=True, help="path to coordinator.json")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        trio.run(_main_async, CoordinatorConfig.load(args.config))
-    except MpcError as exc:
-        log.error("coordinator failed to start: %s", exc)
-        return 1
-    return 0
+    return run_process("mpc-coordinator", "Run the coordinator.", serve, argv)
 
 
 if __name__ == "__main__":

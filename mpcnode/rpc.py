@@ -15,9 +15,13 @@ Errors from the project's family become the gRPC status codes users expect.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from typing import Any, TypeVar
 
@@ -222,3 +226,63 @@ def culprits_of(error: grpc.RpcError) -> tuple[int, ...]:
         if key == CULPRITS_METADATA:
             return tuple(int(v) for v in str(value).split(",") if v.strip().isdigit())
     return ()
+
+
+@contextlib.contextmanager
+def running_server(
+    listen: str,
+    health_listen: str,
+    handler: grpc.GenericRpcHandler,
+    credentials: grpc.ServerCredentials,
+    max_workers: int,
+) -> Iterator[None]:
+    """An mTLS API server plus its plaintext health server, SERVING while the block runs."""
+    health_server, health_servicer = start_health_server(health_listen)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers), options=SERVER_OPTIONS
+    )
+    server.add_generic_rpc_handlers((handler,))
+    if server.add_secure_port(listen, credentials) == 0:
+        health_server.stop(grace=None)
+        raise InvalidInput(f"cannot listen on {listen}")
+    server.start()
+    set_serving(health_servicer, True)
+    try:
+        yield
+    finally:
+        set_serving(health_servicer, False)
+        server.stop(grace=None)
+        health_server.stop(grace=None)
+
+
+def run_process(
+    prog: str, description: str, serve: Callable[[str], Awaitable[None]], argv: Sequence[str] | None
+) -> int:
+    """Entry point of a server process: `--config PATH`, logging, SIGTERM/SIGINT stop it cleanly."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help="path to the JSON config file")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+    async def until_signalled() -> None:
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                nursery.start_soon(serve, args.config)
+                async for _ in signals:
+                    log.info("%s shutting down", prog)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    failed = False
+    try:
+        trio.run(until_signalled)
+    except* MpcError as group:  # bad config, port in use, wrong KEK: a clear line, no traceback
+        for exc in group.exceptions:
+            log.error("%s failed: %s", prog, exc)
+        failed = True
+    return 1 if failed else 0

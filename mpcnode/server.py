@@ -9,13 +9,10 @@ only after the share is durable.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,6 @@ from mpcnode.envelope import open_envelope, seal
 from mpcnode.errors import (
     InvalidInput,
     KeyNotFound,
-    MpcError,
     PermissionDenied,
     ProtocolAborted,
     SessionUnknown,
@@ -39,7 +35,7 @@ from mpcnode.protocols.base import BROADCAST, Session, execution_id
 from mpcnode.protocols.frost.dkg import FrostDkgSession
 from mpcnode.protocols.frost.sign import FrostSignSession
 from mpcnode.protocols.keys import KeyShare, PublicKeyPackage
-from mpcnode.rpc import SERVER_OPTIONS, generic_service, set_serving, start_health_server
+from mpcnode.rpc import generic_service, run_process, running_server
 from mpcnode.storage import KeyStore, load_kek
 from protos.mpc.v1 import envelope_pb2, node_pb2
 
@@ -344,57 +340,23 @@ def build_service(config: NodeConfig) -> NodeService:
     return NodeService(identity, roster, store)
 
 
-async def serve(config: NodeConfig, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the node until cancelled (SIGTERM/SIGINT in `main`)."""
+async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the node until cancelled."""
+    config = NodeConfig.load(config_path)
     service = build_service(config)
-    health_server, health = start_health_server(config.health_listen)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=SERVER_OPTIONS)
-    server.add_generic_rpc_handlers(
-        (node_handlers(service, trio.lowlevel.current_trio_token(), config.allowed_clients),)
-    )
+    handler = node_handlers(service, trio.lowlevel.current_trio_token(), config.allowed_clients)
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
-    if server.add_secure_port(config.listen, creds) == 0:
-        raise InvalidInput(f"cannot listen on {config.listen}")
-    server.start()
-    set_serving(health, True)
-    log.info("node %s (party %d) serving on %s", config.name, config.party, config.listen)
-    task_status.started()
     try:
-        await trio.sleep_forever()
+        with running_server(config.listen, config.health_listen, handler, creds, max_workers=32):
+            log.info("node %s (party %d) serving on %s", config.name, config.party, config.listen)
+            task_status.started()
+            await trio.sleep_forever()
     finally:
-        set_serving(health, False)
-        server.stop(grace=None)
-        health_server.stop(grace=None)
         service.store.close()
 
 
-async def _main_async(config: NodeConfig) -> None:
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            nursery.start_soon(serve, config)
-            async for _ in signals:
-                log.info("shutting down")
-                nursery.cancel_scope.cancel()
-                break
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mpc-node", description="Run one threshold-signing node.")
-    parser.add_argument("--config", required=True, help="path to node.json")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        config = NodeConfig.load(args.config)
-        trio.run(_main_async, config)
-    except MpcError as exc:
-        log.error("node failed to start: %s", exc)
-        return 1
-    return 0
+    return run_process("mpc-node", "Run one threshold-signing node.", serve, argv)
 
 
 if __name__ == "__main__":
