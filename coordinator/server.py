@@ -28,6 +28,7 @@ from mpcnode.crypto.group import GROUPS
 from mpcnode.envelope import verify_envelope
 from mpcnode.errors import (
     InvalidInput,
+    InvalidSignature,
     KeyNotFound,
     MpcError,
     ProtocolAborted,
@@ -262,10 +263,9 @@ class Coordinator:
             while True:
                 if failures:
                     self._raise_for(failures, start.protocol)
+                for party in parties:
+                    self._check_produced(start, party, results[party].envelopes)
                 produced = [self._relay(e) for p in parties for e in results[p].envelopes]
-                for e in produced:
-                    if e.sender not in parties or e.session_id != start.session_id:
-                        raise ProtocolAborted("node produced a foreign envelope", [e.sender])
                 transcript.rounds.append(produced)
                 done = {p for p in parties if results[p].done}
                 if done == set(parties):
@@ -296,6 +296,25 @@ class Coordinator:
                     PROBE_TIMEOUT,
                 )
             raise
+
+    def _check_produced(self, start: Any, party: int, envelopes: Sequence[Envelope]) -> None:
+        """Every envelope a node hands over must be its own, for this session, and signed.
+
+        The node answered over mTLS as itself, so a bad envelope is its fault: it is named
+        here, before anything reaches the other nodes.
+        """
+        for env in envelopes:
+            try:
+                if env.sender != party:
+                    raise ProtocolAborted("envelope carries another sender")
+                if env.session_id != start.session_id or env.protocol != start.protocol:
+                    raise ProtocolAborted("envelope for another session")
+                verify_envelope(self.roster, env)
+            except (ProtocolAborted, InvalidSignature) as exc:
+                self.blamed.append((start.protocol, party))
+                raise ProtocolAborted(
+                    f"{self.name_of(party)} produced a bad envelope: {exc}", [party]
+                ) from None
 
     def _relay(self, envelope: Envelope) -> Envelope:
         return self.tap(envelope) if self.tap is not None else envelope

@@ -96,6 +96,7 @@ class LiveSession:
     parties: tuple[int, ...]
     started: float
     stored_pending: bool = False
+    confirmations_delivered: bool = False
     own_confirmation: envelope_pb2.Envelope | None = None
     generation: int = 0
     scheme: str = "ed25519"
@@ -136,8 +137,14 @@ class NodeService:
         if live is None:
             return
         log.info("session %s (%s) closed: %s", session_id.hex(), live.protocol, why)
-        if live.protocol == "frost-dkg" and live.stored_pending and not live.session.done:
-            self.store.discard_pending(live.key_id, live.generation)
+        if live.protocol != "frost-dkg" or not live.stored_pending or live.session.done:
+            return
+        if live.confirmations_delivered:
+            # Every holder had confirmed (the relay delivered all n confirmations), so the key
+            # may be active elsewhere: keep this share pending rather than lose it.
+            log.warning("key %s stays pending after a failed confirmation round", live.key_id)
+            return
+        self.store.discard_pending(live.key_id, live.generation)
 
     def _check_parties(self, parties: Sequence[int]) -> tuple[int, ...]:
         ordered = tuple(sorted(parties))
@@ -207,6 +214,8 @@ class NodeService:
         live = self.sessions.get(sid)
         if live is None:
             raise SessionUnknown("no such session on this node (finished, aborted or restarted)")
+        if live.stored_pending:
+            live.confirmations_delivered = True
         try:
             incoming = [
                 open_envelope(self.identity, self.roster, env, sid, live.protocol)

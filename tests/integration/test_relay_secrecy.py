@@ -78,9 +78,16 @@ async def test_tampered_dkg_relay_fails_and_leaves_nothing(cluster: Any, target_
         await cluster.coordinator.create_key("ed25519", 3, 5)
     for party, service in cluster.services.items():
         assert service.sessions == {}
-        if target_round == 4 and party == 2:
-            # Party 2 saw four valid confirmations and its own: from where it stands the key is
-            # complete. Only the other holders saw its tampered confirmation (see issue notes).
+        if target_round == 4:
+            # The relay broke the confirmation round itself. Party 2 saw four valid
+            # confirmations and its own, so from where it stands the key is complete; the
+            # others saw that every holder had confirmed and keep their share pending, never
+            # active, rather than lose a share of a key that may be live.
+            if party == 2:
+                assert len(service.store.list_active()) == 1
+            else:
+                assert service.store.list_active() == []
+                assert len(service.store.pending_keys()) == 1
             continue
         assert service.store.list_active() == []
         assert service.store.pending_keys() == []
@@ -136,3 +143,22 @@ async def test_signer_dying_mid_session_is_replaced(cluster: Any) -> None:
     assert stopped == [2]
     assert 2 not in signers and len(signers) == 3
     VerifyKey(bytes(info.public_key)).verify(message, signature)
+
+
+async def test_node_handing_over_a_badly_signed_envelope_is_named(cluster: Any) -> None:
+    service = cluster.services[3]
+    honest_seal_all = service._seal_all
+
+    def forge(session_id, protocol, outgoing):  # type: ignore[no-untyped-def]
+        envelopes = honest_seal_all(session_id, protocol, outgoing)
+        for env in envelopes:
+            env.signature = bytes(64)
+        return envelopes
+
+    service._seal_all = forge
+    with pytest.raises(ProtocolAborted) as caught:
+        await cluster.coordinator.create_key("ed25519", 3, 5)
+    assert caught.value.culprits == (3,)
+    assert "mpc-2" in str(caught.value)
+    for other in cluster.services.values():
+        assert other.store.list_active() == [] and other.store.pending_keys() == []
