@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import final
 
 import coincurve
 from nacl import bindings as sodium
 
 from mpcnode.errors import InvalidInput
+
+RandomBytes = Callable[[int], bytes]
+"""A randomness source: called with n, returns n random bytes (sessions take one injected)."""
 
 
 class Group(ABC):
@@ -64,10 +67,15 @@ class Group(ABC):
     def generator(self) -> Point:
         return self.base_mul(1)
 
-    def random_scalar(self) -> int:
-        """A uniformly random non-zero scalar from the OS CSPRNG."""
+    def random_scalar(self, rng: RandomBytes | None = None) -> int:
+        """A uniformly random non-zero scalar.
+
+        `rng(n)` returns n random bytes; the default is the OS CSPRNG. 64 bytes are reduced
+        mod the order, so the bias is below 2^-250.
+        """
+        source = rng if rng is not None else secrets.token_bytes
         while True:
-            k = secrets.randbelow(self.order)
+            k = int.from_bytes(source(64), "big") % self.order
             if k:
                 return k
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpcnode.crypto.group import Group, Point
+from mpcnode.crypto.group import Group, Point, RandomBytes
 from mpcnode.errors import InvalidInput
 
 
@@ -30,12 +30,18 @@ class Polynomial:
     coefficients: tuple[int, ...]
 
     @classmethod
-    def random(cls, group: Group, degree: int, constant: int | None = None) -> Polynomial:
+    def random(
+        cls,
+        group: Group,
+        degree: int,
+        constant: int | None = None,
+        rng: RandomBytes | None = None,
+    ) -> Polynomial:
         """A uniformly random polynomial of `degree`; `constant` fixes a_0 if given."""
         if degree < 0:
             raise InvalidInput("degree must be non-negative")
-        a0 = group.random_scalar() if constant is None else constant % group.order
-        rest = tuple(group.random_scalar() for _ in range(degree))
+        a0 = group.random_scalar(rng) if constant is None else constant % group.order
+        rest = tuple(group.random_scalar(rng) for _ in range(degree))
         return cls(group, (a0, *rest))
 
     def __call__(self, x: int) -> int:

@@ -496,3 +496,50 @@ def test_trusted_dealer_keygen() -> None:
     for scheme, threshold, parties, secret in bad_args:
         with pytest.raises(InvalidInput):
             trusted_dealer_keygen(scheme, threshold, parties, secret)
+
+
+def _seeded_run(seed: int) -> tuple[list[tuple[int, Outgoing]], dict[int, KeyShare], bytes]:
+    """DKG then one signature, every party's randomness drawn from a seeded source."""
+    import random
+
+    from mpcnode.protocols.frost.sign import FrostAggregator, FrostSignSession
+
+    rng = random.Random(seed)
+    eid = eid_for(PARTIES, 3)
+    dkg = {
+        p: FrostDkgSession(p, PARTIES, 3, eid, randomness=rng.randbytes) for p in PARTIES
+    }
+    transcript: list[tuple[int, Outgoing]] = []
+    run_sessions(dkg, transcript=transcript)
+    shares = {p: s.output for p, s in dkg.items()}
+    signers, message = [1, 3, 5], b"replayable"
+    sign_eid = execution_id("frost-sign", b"s", "key-1", signers, 3, message)
+    sessions = {
+        p: FrostSignSession(shares[p], signers, message, sign_eid, randomness=rng.randbytes)
+        for p in signers
+    }
+    sign_transcript: list[tuple[int, Outgoing]] = []
+    collected = run_sessions(sessions, transcript=sign_transcript)
+    aggregator = FrostAggregator(shares[1].public, signers, message)
+    for sender, out in sign_transcript:
+        if out.round == 1:
+            aggregator.add_commitment(sender, out.payload)
+    for sender, outs in collected.items():
+        aggregator.add_share(sender, outs[0].payload)
+    return transcript + sign_transcript, shares, aggregator.signature()
+
+
+def test_sessions_take_all_randomness_from_the_injected_source() -> None:
+    """Same seed, same transcript and signature (replay); another seed, a different key."""
+    from nacl.signing import VerifyKey
+
+    first, shares, signature = _seeded_run(7)
+    again, shares_again, signature_again = _seeded_run(7)
+    assert first == again and signature == signature_again
+    assert {p: s.secret_share for p, s in shares.items()} == {
+        p: s.secret_share for p, s in shares_again.items()
+    }
+    other, other_shares, _ = _seeded_run(8)
+    assert other != first
+    assert other_shares[1].public.public_key != shares[1].public.public_key
+    VerifyKey(shares[1].public.public_key.encode()).verify(b"replayable", signature)

@@ -150,7 +150,7 @@ def test_session_argument_checks(keys_3of5: dict[int, KeyShare]) -> None:
         FrostSignSession(key, [1, 2, 2, 3], MESSAGE, b"eid")
     with pytest.raises(InvalidInput):  # zero index
         FrostSignSession(key, [0, 1, 2, 3], MESSAGE, b"eid")
-    session = FrostSignSession(key, [1, 2, 3], MESSAGE, b"eid", lambda: b"short")
+    session = FrostSignSession(key, [1, 2, 3], MESSAGE, b"eid", lambda n: b"short")
     with pytest.raises(InvalidInput):
         session.start()
 

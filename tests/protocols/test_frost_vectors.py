@@ -218,7 +218,11 @@ def test_sessions_reproduce_vector(vector: Vector) -> None:
             ]
         )
         sessions[party] = FrostSignSession(
-            vector.key_share(party), vector.signers, vector.message, eid, randomness.__next__
+            vector.key_share(party),
+            vector.signers,
+            vector.message,
+            eid,
+            lambda n, source=randomness: next(source)[:n],
         )
     transcript: list[tuple[int, Any]] = []
     collected = run_sessions(sessions, transcript=transcript)

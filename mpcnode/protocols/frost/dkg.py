@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 
 from mpcnode.crypto.encoding import decode_fields, encode_fields, encode_uint
-from mpcnode.crypto.group import Point
+from mpcnode.crypto.group import Point, RandomBytes
 from mpcnode.crypto.sharing import Polynomial, check_indices, evaluate_commitment, verify_share
 from mpcnode.errors import InternalBug, InvalidInput, InvalidSignature, ProtocolAborted
 from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session
@@ -60,11 +60,15 @@ def pok_challenge(
 
 
 def prove_pok(
-    context: bytes, party: int, secret: int, suite: Ciphersuite = ED25519_SHA512
+    context: bytes,
+    party: int,
+    secret: int,
+    suite: Ciphersuite = ED25519_SHA512,
+    rng: RandomBytes | None = None,
 ) -> tuple[Point, int]:
     """Schnorr proof of knowledge of a_i0: (R_i = k·G, mu_i = k + a_i0·c)."""
     group = suite.group
-    k = group.random_scalar()
+    k = group.random_scalar(rng)
     nonce_commitment = group.base_mul(k)
     c = pok_challenge(context, party, group.base_mul(secret), nonce_commitment, suite)
     return nonce_commitment, (k + secret * c) % group.order
@@ -126,8 +130,10 @@ class FrostDkgSession(Session[KeyShare]):
         eid: bytes,
         scheme: str = "ed25519",
         generation: int = 0,
+        randomness: RandomBytes | None = None,
     ) -> None:
         super().__init__()
+        self._rng: RandomBytes = randomness if randomness is not None else secrets.token_bytes
         self._suite = suite_for(scheme)
         group = self._suite.group
         ordered = tuple(sorted(parties))
@@ -173,12 +179,12 @@ class FrostDkgSession(Session[KeyShare]):
 
     def _start(self) -> list[Outgoing]:
         group = self._suite.group
-        self._poly = Polynomial.random(group, self.threshold - 1)
+        self._poly = Polynomial.random(group, self.threshold - 1, rng=self._rng)
         vss = self._poly.commit()
         nonce_commitment, response = prove_pok(
-            self.eid, self.party, self._poly.coefficients[0], self._suite
+            self.eid, self.party, self._poly.coefficients[0], self._suite, self._rng
         )
-        self._chain_contribution = secrets.token_bytes(CHAIN_CODE_SIZE)
+        self._chain_contribution = self._rng(CHAIN_CODE_SIZE)
         h = chain_code_commitment(self.eid, self.party, self._chain_contribution)
         payload = encode_fields(
             [

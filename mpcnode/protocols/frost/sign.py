@@ -11,10 +11,10 @@ session before the share leaves it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mpcnode.crypto.group import ED25519, Group, Point
+from mpcnode.crypto.group import ED25519, Group, Point, RandomBytes
 from mpcnode.crypto.sharing import check_indices, lagrange_coefficient
 from mpcnode.errors import InternalBug, InvalidInput, InvalidSignature, ProtocolAborted
 from mpcnode.protocols.base import BROADCAST, COORDINATOR, Incoming, Outgoing, Session
@@ -324,7 +324,7 @@ class FrostSignSession(Session[bytes]):
         signers: Sequence[int],
         message: bytes,
         eid: bytes,
-        randomness: Callable[[], bytes] | None = None,
+        randomness: RandomBytes | None = None,
     ) -> None:
         super().__init__()
         self._suite = suite_for(key_share.public.scheme)
@@ -347,7 +347,7 @@ class FrostSignSession(Session[bytes]):
     def _random(self) -> bytes:
         if self._randomness is None:
             return secrets.token_bytes(NONCE_RANDOMNESS_SIZE)
-        data = self._randomness()
+        data = self._randomness(NONCE_RANDOMNESS_SIZE)
         if len(data) != NONCE_RANDOMNESS_SIZE:
             raise InvalidInput("nonce randomness source must return 32 bytes")
         return data
