@@ -59,3 +59,7 @@ class PermissionDenied(MpcError):
 
 class SessionUnknown(MpcError):
     """No live protocol session with this id (finished, aborted, or lost in a restart)."""
+
+
+class InvalidProof(MpcError):
+    """A zero-knowledge proof, or the statement it is about, failed a verifier check."""
