@@ -627,3 +627,151 @@ class KeyStore:
 
     def __repr__(self) -> str:
         return f"KeyStore(node={self._node!r}, path={os.fspath(self.path)!r})"
+
+    # ======================================================================= prime pool
+    # Safe primes generated ahead of time for Paillier / ring-Pedersen keys (used by
+    # mpcnode/prime_pool.py, which also checks that they are safe primes). Each prime is
+    # sealed with AES-256-GCM under a node-level pool data key, itself wrapped by the KEK
+    # (meta row "prime_pool_key"); the AAD binds node name, "prime-pool", record id and bit
+    # length. A take reads and deletes its rows in one durable transaction, so a prime is
+    # handed out at most once, even across a crash or restart.
+
+    _PRIME_POOL_TAG = b"mpc.v1.prime-pool"
+    _PRIME_POOL_KEY_TAG = b"mpc.v1.prime-pool-key"
+    _PRIME_POOL_KEY_NAME = "prime_pool_key"
+    _PRIME_POOL_SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS prime_pool ("
+        " seq        INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " record_id  TEXT NOT NULL UNIQUE,"
+        " bits       INTEGER NOT NULL CHECK (bits > 0),"
+        " sealed     BLOB NOT NULL,"
+        " created_at INTEGER NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS prime_pool_bits ON prime_pool(bits, seq)",
+    )
+    _prime_pool_ready = False
+
+    def _prime_pool_ensure(self) -> None:
+        """Create the pool table on first use (its own committed transaction)."""
+        if self._prime_pool_ready:
+            return
+        with self._write() as conn:
+            for statement in self._PRIME_POOL_SCHEMA:
+                conn.execute(statement)
+        self._prime_pool_ready = True
+
+    def _prime_pool_key(self, conn: sqlite3.Connection, *, create: bool) -> bytes | None:
+        """Unwrap the pool data key; with `create`, make and wrap one on first use."""
+        aad = encode_fields([self._PRIME_POOL_KEY_TAG, self._node.encode(), b"prime-pool"])
+        row = conn.execute(
+            "SELECT value FROM meta WHERE name = ?", (self._PRIME_POOL_KEY_NAME,)
+        ).fetchone()
+        if row is None:
+            if not create:
+                return None
+            data_key = AESGCM.generate_key(bit_length=256)
+            conn.execute(
+                "INSERT INTO meta(name, value) VALUES (?, ?)",
+                (self._PRIME_POOL_KEY_NAME, _seal(self._kek, data_key, aad)),
+            )
+            return data_key
+        try:
+            return _open(self._kek, bytes(row[0]), aad)
+        except InvalidTag:
+            raise InvalidInput(
+                "prime pool data key failed authentication (wrong KEK or tampered record)"
+            ) from None
+
+    @staticmethod
+    def _prime_pool_bits(bits: object) -> int:
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 0 < bits < 1 << 16:
+            raise InvalidInput("prime bit length must be an integer in [1, 65535]")
+        return bits
+
+    def _prime_pool_aad(self, record_id: str, bits: int) -> bytes:
+        return encode_fields(
+            [
+                self._PRIME_POOL_TAG,
+                self._node.encode(),
+                b"prime-pool",
+                record_id.encode(),
+                encode_uint(bits),
+            ]
+        )
+
+    def prime_pool_put(self, bits: int, prime: int) -> str:
+        """Seal and store one prime of exactly `bits` bits; returns its random record id.
+
+        Checks only the size: primality and the test-prime guard are the caller's job
+        (mpcnode.prime_pool.PrimePool.add).
+        """
+        bits = self._prime_pool_bits(bits)
+        if isinstance(prime, bool) or not isinstance(prime, int) or prime <= 0:
+            raise InvalidInput("prime must be a positive integer")
+        if prime.bit_length() != bits:
+            raise InvalidInput(f"prime does not have exactly {bits} bits")
+        self._prime_pool_ensure()
+        record_id = os.urandom(16).hex()
+        plaintext = prime.to_bytes((bits + 7) // 8, "big")
+        with self._write() as conn:
+            data_key = self._prime_pool_key(conn, create=True)
+            if data_key is None:
+                raise InternalBug("prime pool data key was not created")
+            conn.execute(
+                "INSERT INTO prime_pool(record_id, bits, sealed, created_at) VALUES (?, ?, ?, ?)",
+                (
+                    record_id,
+                    bits,
+                    _seal(data_key, plaintext, self._prime_pool_aad(record_id, bits)),
+                    int(time.time()),
+                ),
+            )
+        return record_id
+
+    def prime_pool_take(self, bits: int, n: int) -> list[int] | None:
+        """Remove and return the `n` oldest primes of `bits` bits, durably, in one transaction.
+
+        Returns None, removing nothing, when fewer than `n` are stored. The rows are deleted
+        (and, with ``secure_delete``, zeroed) before this returns, so no later call, in this
+        process or after a restart, can return the same prime.
+        """
+        bits = self._prime_pool_bits(bits)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidInput("n must be a non-negative integer")
+        self._prime_pool_ensure()
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT seq, record_id, sealed FROM prime_pool WHERE bits = ? ORDER BY seq LIMIT ?",
+                (bits, n),
+            ).fetchall()
+            if len(rows) < n:
+                return None
+            if not rows:
+                return []
+            data_key = self._prime_pool_key(conn, create=False)
+            if data_key is None:
+                raise InvalidInput("prime pool records exist but the pool data key is missing")
+            primes: list[int] = []
+            for _, record_id, sealed in rows:
+                try:
+                    plaintext = _open(
+                        data_key, bytes(sealed), self._prime_pool_aad(record_id, bits)
+                    )
+                except InvalidTag:
+                    raise InvalidInput(
+                        f"prime pool record {record_id} failed authentication"
+                    ) from None
+                primes.append(int.from_bytes(plaintext, "big"))
+            conn.executemany("DELETE FROM prime_pool WHERE seq = ?", [(r[0],) for r in rows])
+            return primes
+
+    def prime_pool_count(self, bits: int) -> int:
+        """How many primes of `bits` bits are stored."""
+        bits = self._prime_pool_bits(bits)
+        self._prime_pool_ensure()
+        with self._lock:
+            row = (
+                self._db()
+                .execute("SELECT COUNT(*) FROM prime_pool WHERE bits = ?", (bits,))
+                .fetchone()
+            )
+        return int(row[0])

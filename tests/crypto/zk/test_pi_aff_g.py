@@ -1,0 +1,539 @@
+"""Π-aff-g at production size (SECURITY_128, 3072-bit moduli from the fixture's 1536-bit primes).
+
+Completeness, serialisation, one rejection per tampered proof field, statement value, aux
+value and context, the false statements of the issue (x, y out of range; D, Y, X not matching
+the witness) and key-size checks. Expensive setup (keys, an honest proof) is module-scoped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from mpcnode.crypto.bigint import random_signed, random_unit
+from mpcnode.crypto.encoding import decode_fields, encode_fields
+from mpcnode.crypto.group import ED25519, Point
+from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
+from mpcnode.crypto.ring_pedersen import RingPedersenParams, generate_ring_pedersen
+from mpcnode.crypto.security import SECURITY_128
+from mpcnode.crypto.zk import pi_aff_g
+from mpcnode.crypto.zk._common import ProofContext
+from mpcnode.crypto.zk.pi_aff_g import GROUP, Proof, affine_statement, prove, verify
+from mpcnode.errors import InvalidInput, InvalidProof
+from tests.fixtures.primes import load_test_primes
+
+LEVEL = SECURITY_128
+ELL, ELL_PRIME, EPS = LEVEL.ell, LEVEL.ell_prime, LEVEL.epsilon
+G = GROUP.generator()
+
+
+@dataclass(frozen=True)
+class Setup:
+    sk_j: PaillierSecretKey
+    sk_i: PaillierSecretKey
+    aux: RingPedersenParams
+    other_aux: RingPedersenParams
+    ctx: ProofContext
+    C: int
+    c: int
+    x: int
+    y: int
+    rho: int
+    rho_y: int
+    D: int
+    Y: int
+    X: Point
+    proof: Proof
+
+    @property
+    def pk_j(self) -> PaillierPublicKey:
+        return self.sk_j.public
+
+    @property
+    def pk_i(self) -> PaillierPublicKey:
+        return self.sk_i.public
+
+    def statement(self) -> dict[str, object]:
+        return {
+            "pk_j": self.pk_j,
+            "pk_i": self.pk_i,
+            "C": self.C,
+            "D": self.D,
+            "Y": self.Y,
+            "X": self.X,
+        }
+
+
+@pytest.fixture(scope="module")
+def s() -> Setup:
+    p = load_test_primes(LEVEL.prime_bits)
+    assert len(p) >= 8, "the fixture needs 8 production-size safe primes"
+    sk_j = PaillierSecretKey(p[0], p[1])  # verifier j: C, D live under N_j
+    sk_i = PaillierSecretKey(p[2], p[3])  # prover i: Y lives under N_i
+    aux = generate_ring_pedersen(p[4], p[5]).params  # verifier's (N̂, s, t)
+    other_aux = generate_ring_pedersen(p[6], p[7]).params
+    for key in (sk_j.public, sk_i.public):
+        key.validate(LEVEL)
+    aux.validate(LEVEL)
+    c = random_signed(GROUP.order)  # k_j of presigning: signed scalar
+    C, _ = sk_j.public.encrypt(c)
+    x = random_signed(2**ELL)
+    y = random_signed(2**ELL_PRIME)
+    rho = random_unit(sk_j.n)
+    rho_y = random_unit(sk_i.n)
+    D, Y, X = affine_statement(sk_j.public, sk_i.public, C, x, y, rho, rho_y)
+    ctx = ProofContext(sid=b"test-sid-aff-g", prover=2, instance="hat=false")
+    proof = prove(ctx, sk_j.public, sk_i.public, C, D, Y, X, x, y, rho, rho_y, aux)
+    return Setup(sk_j, sk_i, aux, other_aux, ctx, C, c, x, y, rho, rho_y, D, Y, X, proof)
+
+
+def _verify(s: Setup, proof: Proof | None = None, /, **changes: object) -> None:
+    """verify() on the setup's statement, with any of ctx/pk_j/pk_i/C/D/Y/X/aux replaced."""
+    args: dict[str, object] = {"ctx": s.ctx, **s.statement(), "aux": s.aux}
+    args.update(changes)
+    verify(proof=proof if proof is not None else s.proof, **args)  # type: ignore[arg-type]
+
+
+def _prove_for(s: Setup, x: int, y: int, *, checked: bool = True) -> tuple[int, int, Point, Proof]:
+    """An honest statement (D, Y, X) for (x, y) on the setup's C, and a proof of it."""
+    D, Y, X = affine_statement(s.pk_j, s.pk_i, s.C, x, y, s.rho, s.rho_y)
+    make = pi_aff_g.prove if checked else pi_aff_g._prove_unchecked
+    proof = make(s.ctx, s.pk_j, s.pk_i, s.C, D, Y, X, x, y, s.rho, s.rho_y, s.aux)
+    return D, Y, X, proof
+
+
+# --------------------------------------------------------------------------- completeness
+
+
+def test_completeness(s: Setup) -> None:
+    _verify(s)
+
+
+def test_statement_helper_is_the_affine_operation(s: Setup) -> None:
+    # D decrypts to x·c + y under N_j (no wrap: |x·c + y| << N_j/2), Y to y under N_i.
+    assert s.sk_j.decrypt(s.D) == s.x * s.c + s.y
+    assert s.sk_i.decrypt(s.Y) == s.y
+    assert s.X == GROUP.base_mul(s.x)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_completeness_at_witness_bounds(s: Setup, sign: int) -> None:
+    x, y = sign * (2 ** (ELL - 1)), sign * (2 ** (ELL_PRIME - 1))
+    D, Y, X, proof = _prove_for(s, x, y)
+    _verify(s, proof, D=D, Y=Y, X=X)
+
+
+def test_proofs_are_randomised(s: Setup) -> None:
+    _, _, _, again = _prove_for(s, s.x, s.y)
+    assert again.A != s.proof.A and again.z1 != s.proof.z1
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def test_encode_decode_round_trip(s: Setup) -> None:
+    data = s.proof.encode()
+    decoded = Proof.decode(data)
+    assert decoded == s.proof
+    assert decoded.encode() == data
+    _verify(s, decoded)
+
+
+def _malformed(s: Setup) -> dict[str, bytes]:
+    data = s.proof.encode()
+    ints_field, point_field = decode_fields(data, 2)
+    ints = decode_fields(ints_field)
+    padded = [b"\x00\x00" + ints[0][1:]] + ints[1:]  # A with a leading zero byte
+    return {
+        "empty": b"",
+        "truncated": data[:-1],
+        "extra field": data + encode_fields([b""]),
+        "eleven ints": encode_fields([encode_fields(ints[:-1]), point_field]),
+        "thirteen ints": encode_fields([encode_fields([*ints, ints[0]]), point_field]),
+        "non-canonical int": encode_fields([encode_fields(padded), point_field]),
+        "negative zero": encode_fields([encode_fields([b"\x01", *ints[1:]]), point_field]),
+        "bad sign byte": encode_fields(
+            [encode_fields([b"\x02" + ints[0][1:], *ints[1:]]), point_field]
+        ),
+        "point not on curve": encode_fields([ints_field, b"\x02" + b"\x00" * 31 + b"\x05"]),
+        "uncompressed point": encode_fields([ints_field, b"\x04" + point_field[1:] * 2]),
+        "identity point": encode_fields([ints_field, b""]),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty",
+        "truncated",
+        "extra field",
+        "eleven ints",
+        "thirteen ints",
+        "non-canonical int",
+        "negative zero",
+        "bad sign byte",
+        "point not on curve",
+        "uncompressed point",
+        "identity point",
+    ],
+)
+def test_decode_rejects_malformed(s: Setup, case: str) -> None:
+    with pytest.raises(InvalidProof):
+        Proof.decode(_malformed(s)[case])
+
+
+# --------------------------------------------------------------------------- tampered proof
+
+PROOF_FIELDS = ["A", "B_x", "B_y", "E", "S", "F", "T", "z1", "z2", "z3", "z4", "w", "w_y"]
+
+
+def _bump(s: Setup, name: str) -> Any:
+    """A different, still well-formed value for proof field `name`."""
+    value = getattr(s.proof, name)
+    if name == "B_x":
+        return value + G
+    if name in ("A",):
+        return value * (1 + s.pk_j.n) % s.pk_j.n_squared  # ⊕ enc(1; 1): still a unit
+    if name == "B_y":
+        return value * (1 + s.pk_i.n) % s.pk_i.n_squared
+    if name in ("E", "S", "F", "T"):
+        return value * s.aux.t % s.aux.n  # still a unit mod N̂
+    if name == "w":
+        return value * 2 % s.pk_j.n
+    if name == "w_y":
+        return value * 2 % s.pk_i.n
+    return value + 1  # z1..z4
+
+
+# The first check each tamper trips: a changed first-message value changes e, so the first
+# equation fails; each response is caught by the one equation it appears in first.
+FIRST_FAILURE = {
+    **{name: "equation on N_j" for name in ("A", "B_x", "B_y", "E", "S", "F", "T")},
+    "z1": "equation on N_j",
+    "z2": "equation on N_j",
+    "z3": "ring-Pedersen equation for z1",
+    "z4": "ring-Pedersen equation for z2",
+    "w": "equation on N_j",
+    "w_y": "equation on N_i",
+}
+
+
+@pytest.mark.parametrize("name", PROOF_FIELDS)
+def test_rejects_tampered_proof_field(s: Setup, name: str) -> None:
+    tampered = replace(s.proof, **{name: _bump(s, name)})
+    with pytest.raises(InvalidProof, match=FIRST_FAILURE[name]):
+        _verify(s, tampered)
+
+
+@pytest.mark.parametrize("name", ["z1", "z2", "z3", "z4"])
+def test_rejects_negated_response(s: Setup, name: str) -> None:
+    tampered = replace(s.proof, **{name: -getattr(s.proof, name)})
+    with pytest.raises(InvalidProof):
+        _verify(s, tampered)
+
+
+NON_ELEMENTS: dict[str, Callable[[Setup], dict[str, Any]]] = {
+    "A=0": lambda s: {"A": 0},
+    "A=N_j²": lambda s: {"A": s.pk_j.n_squared},
+    "A=N_j² + A": lambda s: {"A": s.pk_j.n_squared + s.proof.A},
+    "A multiple of p_j": lambda s: {"A": s.sk_j.p * 5},
+    "B_y=0": lambda s: {"B_y": 0},
+    "B_y=N_i": lambda s: {"B_y": s.pk_i.n},
+    "B_y negative": lambda s: {"B_y": -s.proof.B_y},
+    "B_x=O": lambda s: {"B_x": GROUP.identity()},
+    "E=0": lambda s: {"E": 0},
+    "S=N̂": lambda s: {"S": s.aux.n},
+    "F=N̂+F": lambda s: {"F": s.aux.n + s.proof.F},
+    "T=-T": lambda s: {"T": -s.proof.T},
+    "w=0": lambda s: {"w": 0},
+    "w=N_j": lambda s: {"w": s.pk_j.n},
+    "w=w+N_j": lambda s: {"w": s.proof.w + s.pk_j.n},
+    "w_y=p_i": lambda s: {"w_y": s.sk_i.p},
+    "w_y=w_y+N_i": lambda s: {"w_y": s.proof.w_y + s.pk_i.n},
+    "z3 huge": lambda s: {"z3": s.proof.z3 << 4000},
+    "z4 huge": lambda s: {"z4": -(s.proof.z4 << 4000)},
+}
+
+
+@pytest.mark.parametrize("case", list(NON_ELEMENTS))
+def test_rejects_proof_element_outside_its_group(s: Setup, case: str) -> None:
+    tampered = replace(s.proof, **NON_ELEMENTS[case](s))
+    with pytest.raises(InvalidProof, match="not in|identity|larger than"):
+        _verify(s, tampered)
+
+
+# --------------------------------------------------------------------------- tampered statement
+
+
+STATEMENT_TAMPERS: dict[str, Callable[[Setup], dict[str, object]]] = {
+    "N_j": lambda s: {"pk_j": PaillierPublicKey(s.aux.n)},
+    "N_i": lambda s: {"pk_i": PaillierPublicKey(s.other_aux.n)},
+    "N_j<->N_i": lambda s: {"pk_j": s.pk_i, "pk_i": s.pk_j},
+    "C": lambda s: {"C": s.pk_j.add(s.C, s.pk_j.encrypt_with(1, 1))},
+    "D": lambda s: {"D": s.pk_j.add(s.D, s.pk_j.encrypt_with(1, 1))},
+    "Y": lambda s: {"Y": s.pk_i.add(s.Y, s.pk_i.encrypt_with(1, 1))},
+    "X": lambda s: {"X": s.X + G},
+    "X=-X": lambda s: {"X": -s.X},
+    "aux": lambda s: {"aux": s.other_aux},
+    "aux.n": lambda s: {"aux": RingPedersenParams(s.other_aux.n, s.aux.s, s.aux.t)},
+    "aux.s": lambda s: {"aux": RingPedersenParams(s.aux.n, s.aux.s * s.aux.t % s.aux.n, s.aux.t)},
+    "aux.t": lambda s: {"aux": RingPedersenParams(s.aux.n, s.aux.s, s.aux.t * s.aux.t % s.aux.n)},
+    "aux s<->t": lambda s: {"aux": RingPedersenParams(s.aux.n, s.aux.t, s.aux.s)},
+}
+
+
+@pytest.mark.parametrize("name", list(STATEMENT_TAMPERS))
+def test_rejects_tampered_statement_or_aux(s: Setup, name: str) -> None:
+    with pytest.raises(InvalidProof):
+        _verify(s, **STATEMENT_TAMPERS[name](s))
+
+
+STATEMENT_NON_ELEMENTS: dict[str, Callable[[Setup], dict[str, object]]] = {
+    "C=0": lambda s: {"C": 0},
+    "C=N_j²": lambda s: {"C": s.pk_j.n_squared},
+    "D multiple of q_j": lambda s: {"D": s.sk_j.q * 3},
+    "D=-D": lambda s: {"D": -s.D},
+    "Y=N_i": lambda s: {"Y": s.pk_i.n},
+    "Y=Y+N_i²": lambda s: {"Y": s.Y + s.pk_i.n_squared},
+    "X on ed25519": lambda s: {"X": ED25519.generator()},
+}
+
+
+@pytest.mark.parametrize("case", list(STATEMENT_NON_ELEMENTS))
+def test_rejects_statement_element_outside_its_group(s: Setup, case: str) -> None:
+    with pytest.raises(InvalidProof, match="not in|not a secp256k1"):
+        _verify(s, **STATEMENT_NON_ELEMENTS[case](s))
+
+
+# --------------------------------------------------------------------------- Fiat-Shamir
+
+
+def _e(s: Setup, proof: Proof | None = None, **changes: Any) -> int:
+    """The challenge e the verifier derives for `proof` (default: the setup's) and the setup's
+    statement with `changes` (ctx, pk_j, pk_i, C, D, Y, X, aux)."""
+    args: dict[str, Any] = {"ctx": s.ctx, **s.statement(), "aux": s.aux, **changes}
+    p = proof if proof is not None else s.proof
+    tr = pi_aff_g._transcript(**args)
+    return pi_aff_g._challenge(tr, p.A, p.B_x, p.B_y, p.E, p.S, p.F, p.T)
+
+
+BINDING: dict[str, Callable[[Setup], dict[str, Any]]] = {
+    "N_j": lambda s: {"pk_j": PaillierPublicKey(s.pk_j.n + 2)},
+    "N_i": lambda s: {"pk_i": PaillierPublicKey(s.pk_i.n + 2)},
+    "C": lambda s: {"C": s.C + 1},
+    "D": lambda s: {"D": s.D + 1},
+    "Y": lambda s: {"Y": s.Y + 1},
+    "X": lambda s: {"X": s.X + G},
+    "N̂": lambda s: {"aux": RingPedersenParams(s.aux.n + 2, s.aux.s, s.aux.t)},
+    "s": lambda s: {"aux": RingPedersenParams(s.aux.n, s.aux.s + 1, s.aux.t)},
+    "t": lambda s: {"aux": RingPedersenParams(s.aux.n, s.aux.s, s.aux.t + 1)},
+    "sid": lambda s: {"ctx": replace(s.ctx, sid=s.ctx.sid + b"!")},
+    "prover": lambda s: {"ctx": replace(s.ctx, prover=s.ctx.prover + 1)},
+    "instance": lambda s: {"ctx": replace(s.ctx, instance="hat=true")},
+}
+
+
+@pytest.mark.parametrize("name", list(BINDING))
+def test_challenge_binds_every_statement_value(s: Setup, name: str) -> None:
+    # Every statement value, the verifier's aux and the context are absorbed before e is
+    # drawn (a value left out could be chosen after seeing e).
+    assert _e(s, **BINDING[name](s)) != _e(s)
+
+
+@pytest.mark.parametrize("name", ["A", "B_x", "B_y", "E", "S", "F", "T"])
+def test_challenge_binds_every_first_message_value(s: Setup, name: str) -> None:
+    assert _e(s, replace(s.proof, **{name: _bump(s, name)})) != _e(s)
+
+
+def test_challenge_is_drawn_from_I_q(s: Setup) -> None:
+    # e ∈ I(q) = [-(q-1)/2, (q-1)/2] (cggmp24), not a 128-bit challenge: over many transcripts
+    # every e is in range, both signs occur and the magnitudes reach the order's size.
+    q = GROUP.order
+    draws = [_e(s, ctx=replace(s.ctx, instance=str(k))) for k in range(200)]
+    assert all(abs(e) <= (q - 1) // 2 for e in draws)
+    assert any(e < 0 for e in draws) and any(e > 0 for e in draws)
+    assert sum(abs(e) > 2**250 for e in draws) > 150
+    assert _e(s) == _e(s)  # deterministic
+
+
+# --------------------------------------------------------------------------- context binding
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        ProofContext(sid=b"test-sid-aff-h", prover=2, instance="hat=false"),
+        ProofContext(sid=b"test-sid-aff-g", prover=3, instance="hat=false"),
+        ProofContext(sid=b"test-sid-aff-g", prover=2, instance="hat=true"),
+        ProofContext(sid=b"test-sid-aff-g", prover=2, instance=""),
+    ],
+    ids=["sid", "prover", "instance", "no-instance"],
+)
+def test_rejects_other_context(s: Setup, ctx: ProofContext) -> None:
+    with pytest.raises(InvalidProof):
+        _verify(s, ctx=ctx)
+
+
+# --------------------------------------------------------------------------- false statements
+
+
+def _false_proofs(
+    s: Setup, x: int, y: int, field: str, wanted: list[Callable[[int], bool]]
+) -> list[tuple[int, int, Point, Proof]]:
+    """Proofs for the honest statement of an out-of-range witness (x, y), built without the
+    prover's range checks: for each predicate in `wanted`, the first proof whose response
+    `field` satisfies it (the prover's randomness and e vary, the statement does not)."""
+    D, Y, X = affine_statement(s.pk_j, s.pk_i, s.C, x, y, s.rho, s.rho_y)
+    found: list[tuple[int, int, Point, Proof] | None] = [None] * len(wanted)
+    for _ in range(100):
+        proof = pi_aff_g._prove_unchecked(
+            s.ctx, s.pk_j, s.pk_i, s.C, D, Y, X, x, y, s.rho, s.rho_y, s.aux
+        )
+        value = getattr(proof, field)
+        for k, predicate in enumerate(wanted):
+            if found[k] is None and predicate(value):
+                found[k] = (D, Y, X, proof)
+        if all(f is not None for f in found):
+            return [f for f in found if f is not None]
+    raise AssertionError("no proof with the wanted responses in 100 tries")
+
+
+def _positive(z: int) -> bool:
+    return z > 0
+
+
+def _negative(z: int) -> bool:
+    return z < 0
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_rejects_x_outside_range(s: Setup, sign: int) -> None:
+    # The range check has slack 2^ε·q: only an x with |e·x| well above 2^(ℓ+ε-1) is caught
+    # for every challenge e, so take |x| = 2^(ℓ+ε). Every equation holds; z1 of either sign
+    # is rejected by the range check alone.
+    x = sign * 2 ** (ELL + EPS)
+    with pytest.raises(InvalidInput, match="x is outside"):
+        prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, x, s.y, s.rho, s.rho_y, s.aux)
+    for D, Y, X, proof in _false_proofs(s, x, s.y, "z1", [_positive, _negative]):
+        with pytest.raises(InvalidProof, match="z1 out of range"):
+            _verify(s, proof, D=D, Y=Y, X=X)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_rejects_y_outside_range(s: Setup, sign: int) -> None:
+    y = sign * 2 ** (ELL_PRIME + EPS)
+    with pytest.raises(InvalidInput, match="y is outside"):
+        prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, s.x, y, s.rho, s.rho_y, s.aux)
+    for D, Y, X, proof in _false_proofs(s, s.x, y, "z2", [_positive, _negative]):
+        with pytest.raises(InvalidProof, match="z2 out of range"):
+            _verify(s, proof, D=D, Y=Y, X=X)
+
+
+@pytest.mark.parametrize("field", ["z1", "z2"])
+def test_range_check_bound_is_exact_half_range(s: Setup, field: str) -> None:
+    # With |x| = 2^(ℓ+ε-255) (resp. |y| = 2^(ℓ′+ε-255)), |e·x| is comparable to the bound
+    # B = 2^(ℓ+ε-1), so some proofs have B < |z1| <= 2B: inside cggmp21's full range ±2^(ℓ+ε)
+    # but outside I(2^(ℓ+ε)). Both signs must be rejected.
+    bits = (ELL if field == "z1" else ELL_PRIME) + EPS
+    bound = 2 ** (bits - 1)
+    witness = 2 ** (bits - 255)
+    x, y = (witness, s.y) if field == "z1" else (s.x, witness)
+    wanted = [lambda z: bound < z <= 2 * bound, lambda z: -2 * bound <= z < -bound]
+    for D, Y, X, proof in _false_proofs(s, x, y, field, wanted):
+        with pytest.raises(InvalidProof, match=f"{field} out of range"):
+            _verify(s, proof, D=D, Y=Y, X=X)
+
+
+@pytest.mark.parametrize(
+    "x_off, y_off", [(0, 1), (1, 0), (0, -(2**ELL_PRIME))], ids=["y+1", "x+1", "y-2^ℓ′"]
+)
+def test_rejects_d_not_matching_witness(s: Setup, x_off: int, y_off: int) -> None:
+    # D = (x' ⊙ C) ⊕ enc(y'; ρ) for another (x', y') while Y and X are honest for (x, y).
+    D_other = s.pk_j.add(s.pk_j.mul(s.x + x_off, s.C), s.pk_j.encrypt_with(s.y + y_off, s.rho))
+    proof = prove(s.ctx, s.pk_j, s.pk_i, s.C, D_other, s.Y, s.X, s.x, s.y, s.rho, s.rho_y, s.aux)
+    with pytest.raises(InvalidProof, match="equation on N_j"):
+        _verify(s, proof, D=D_other)
+
+
+def test_rejects_y_not_matching_witness(s: Setup) -> None:
+    Y_other = s.pk_i.encrypt_with(s.y + 1, s.rho_y)
+    proof = prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, Y_other, s.X, s.x, s.y, s.rho, s.rho_y, s.aux)
+    with pytest.raises(InvalidProof, match="equation on N_i"):
+        _verify(s, proof, Y=Y_other)
+
+
+def test_rejects_x_point_not_matching_witness(s: Setup) -> None:
+    X_other = GROUP.base_mul(s.x + 1)
+    proof = prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, X_other, s.x, s.y, s.rho, s.rho_y, s.aux)
+    with pytest.raises(InvalidProof, match="group equation"):
+        _verify(s, proof, X=X_other)
+
+
+@pytest.mark.parametrize(
+    "x_off, y_off, message",
+    [
+        (2 ** (ELL - 1) + 1, 0, "x is outside"),
+        (-(2 ** (ELL - 1)) - 1, 0, "x is outside"),
+        (0, 2 ** (ELL_PRIME - 1) + 1, "y is outside"),
+        (0, -(2 ** (ELL_PRIME - 1)) - 1, "y is outside"),
+    ],
+    ids=["x+", "x-", "y+", "y-"],
+)
+def test_prover_refuses_witness_just_outside_range(
+    s: Setup, x_off: int, y_off: int, message: str
+) -> None:
+    # One past the bound on either side (x_off/y_off replace the setup's witness value).
+    x = x_off or s.x
+    y = y_off or s.y
+    with pytest.raises(InvalidInput, match=message) as info:
+        prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, x, y, s.rho, s.rho_y, s.aux)
+    assert str(abs(x_off or y_off)) not in str(info.value)
+
+
+@pytest.mark.parametrize("which", ["rho", "rho_y"])
+def test_prover_refuses_non_unit_nonce(s: Setup, which: str) -> None:
+    rho = s.sk_j.p if which == "rho" else s.rho
+    rho_y = s.sk_i.q if which == "rho_y" else s.rho_y
+    with pytest.raises(InvalidInput, match="units"):
+        prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, s.x, s.y, rho, rho_y, s.aux)
+
+
+# --------------------------------------------------------------------------- parameter sizes
+
+
+def test_rejects_short_keys_and_aux(s: Setup) -> None:
+    small = load_test_primes(1024)
+    short_pk = PaillierPublicKey(small[0] * small[1])  # 2048 bits < 3071
+    short_aux = generate_ring_pedersen(small[2], small[3]).params
+    for changes in ({"pk_j": short_pk}, {"pk_i": short_pk}, {"aux": short_aux}):
+        with pytest.raises(InvalidProof, match="bits"):
+            _verify(s, **changes)
+    with pytest.raises(InvalidInput):
+        prove(s.ctx, short_pk, s.pk_i, s.C, s.D, s.Y, s.X, s.x, s.y, s.rho, s.rho_y, s.aux)
+    with pytest.raises(InvalidInput):
+        prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, s.x, s.y, s.rho, s.rho_y, short_aux)
+
+
+def test_rejects_even_modulus_and_degenerate_aux(s: Setup) -> None:
+    even = PaillierPublicKey(s.pk_j.n + 1)
+    with pytest.raises(InvalidProof, match="odd"):
+        _verify(s, pk_j=even)
+    for bad in (
+        RingPedersenParams(s.aux.n, 1, s.aux.t),
+        RingPedersenParams(s.aux.n, s.aux.s, 1),
+        RingPedersenParams(s.aux.n, 0, s.aux.t),
+        RingPedersenParams(s.aux.n, s.aux.s, s.aux.n + s.aux.t),
+    ):
+        with pytest.raises(InvalidProof, match="unit"):
+            _verify(s, aux=bad)
+
+
+def test_proof_encoding_is_public_only(s: Setup) -> None:
+    # The proof carries no witness value in the clear.
+    data = s.proof.encode()
+    for secret in (s.x, s.y, s.rho, s.rho_y):
+        digits = abs(secret).to_bytes((abs(secret).bit_length() + 7) // 8, "big")
+        assert digits not in data
