@@ -20,6 +20,7 @@ from nacl.signing import VerifyKey
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from mpcnode.protocols.base import execution_id  # noqa: E402
 from mpcnode.protocols.frost.dkg import FrostDkgSession  # noqa: E402
@@ -148,32 +149,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--signatures", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--base-port", type=int, default=50150)
-    parser.add_argument("--out", default=str(ROOT / "bench"))
-    args = parser.parse_args()
-    results = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "frost_ed25519_3_of_5": {
-            "in_process": bench_in_process(args.signatures),
-            "cluster": bench_cluster(args.signatures, args.concurrency, args.base_port),
-        },
-    }
-    out = Path(args.out)
-    out.mkdir(exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    m = results["machine"]
-    frost = results["frost_ed25519_3_of_5"]
+def frost_markdown(frost: dict[str, Any]) -> list[str]:
     rows = [("in one process", frost["in_process"])]
     rows += [(f"cluster, {k}", v) for k, v in frost["cluster"].items() if isinstance(v, dict)]
     lines = [
-        f"# FROST(Ed25519) 3-of-5 signing, measured {results['date']}",
+        "## FROST(Ed25519) 3-of-5 signing",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['system']}.",
         f"Cluster keygen (DKG, 5 nodes): {frost['cluster']['keygen_seconds']} s.",
         "",
         "| run | signatures | p50 ms | p95 ms | throughput /s |",
@@ -183,7 +164,48 @@ def main() -> int:
         lines.append(
             f"| {name} | {r['count']} | {r['p50_ms']} | {r['p95_ms']} | {r['throughput_per_s']} |"
         )
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--section", choices=["all", "frost", "zk"], default="all")
+    parser.add_argument("--signatures", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--proof-runs", type=int, default=3)
+    parser.add_argument("--base-port", type=int, default=50150)
+    parser.add_argument("--out", default=str(ROOT / "bench"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(exist_ok=True)
+    results_file = out / "results.json"
+    results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results["machine"] = machine()
+    results["date"] = time.strftime("%Y-%m-%d")
+    if args.section in ("all", "frost"):
+        results["frost_ed25519_3_of_5"] = {
+            "in_process": bench_in_process(args.signatures),
+            "cluster": bench_cluster(args.signatures, args.concurrency, args.base_port),
+        }
+    if args.section in ("all", "zk"):
+        from bench_zk import bench_proofs
+
+        results["zk_proofs"] = bench_proofs(args.proof_runs)
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    m = results["machine"]
+    lines = [
+        f"# Benchmarks, measured {results['date']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['system']}.",
+        "",
+    ]
+    if "frost_ed25519_3_of_5" in results:
+        lines += frost_markdown(results["frost_ed25519_3_of_5"]) + [""]
+    if "zk_proofs" in results:
+        from bench_zk import markdown
+
+        lines += markdown(results["zk_proofs"]) + [""]
+    (out / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

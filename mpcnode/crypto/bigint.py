@@ -16,14 +16,20 @@ RandomBytes = Callable[[int], bytes]
 
 
 class ModexpCounter:
-    """Counts modular exponentiations, so benchmarks can compare proofs to the modexp floor."""
+    """Counts modular exponentiations, so benchmarks can compare proofs to the modexp floor.
+
+    When `shapes` is a list, each modexp also appends (modulus bits, exponent bits).
+    """
 
     count = 0
+    shapes: list[tuple[int, int]] | None = None
 
 
 def powmod(base: int, exponent: int, modulus: int) -> int:
     """base^exponent mod modulus; a negative exponent uses the modular inverse."""
     ModexpCounter.count += 1
+    if ModexpCounter.shapes is not None:
+        ModexpCounter.shapes.append((modulus.bit_length(), abs(exponent).bit_length()))
     return int(gmpy2.powmod(mpz(base), mpz(exponent), mpz(modulus)))
 
 

@@ -50,14 +50,14 @@ from mpcnode.crypto.bigint import (
 )
 from mpcnode.crypto.encoding import decode_fields, encode_fields
 from mpcnode.crypto.group import SECP256K1, Point
-from mpcnode.crypto.paillier import PaillierPublicKey
+from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import RingPedersenParams
 from mpcnode.crypto.security import SecurityLevel
 from mpcnode.crypto.transcript import Transcript
 from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints, require
 from mpcnode.errors import InvalidInput, InvalidProof
 
-__all__ = ["TAG", "GROUP", "Proof", "affine_statement", "prove", "verify"]
+__all__ = ["GROUP", "TAG", "AffGProof", "affine_statement", "prove", "verify"]
 
 TAG = "mpc.v1.zk.aff_g"
 """Transcript tag of Π-aff-g."""
@@ -69,7 +69,7 @@ _INT_FIELDS = ("A", "B_y", "E", "S", "F", "T", "z1", "z2", "z3", "z4", "w", "w_y
 
 
 @dataclass(frozen=True)
-class Proof:
+class AffGProof:
     """The prover's message: first message (A, B_x, B_y, E, S, F, T) and responses
     (z1, z2, z3, z4, w, w_y), named as in the paper. The statement is not included."""
 
@@ -93,7 +93,7 @@ class Proof:
         return encode_fields([encode_ints(ints), self.B_x.encode()])
 
     @classmethod
-    def decode(cls, data: bytes) -> Proof:
+    def decode(cls, data: bytes) -> AffGProof:
         """Inverse of `encode`; anything malformed or non-canonical raises InvalidProof."""
         try:
             outer = decode_fields(data, 2)
@@ -184,9 +184,11 @@ def prove(
     rho_y: int,
     aux: RingPedersenParams,
     rng: RandomBytes | None = None,
-) -> Proof:
+    *,
+    sk_i: PaillierSecretKey | None = None,
+) -> AffGProof:
     """Prove knowledge of (x, y, ρ, ρ_y) for the statement (N_j, N_i, C, D, Y, X) under the
-    verifier's aux (N̂, s, t).
+    verifier's aux (N̂, s, t). `sk_i`, the prover's own Paillier key, computes B_y by CRT.
 
     Raises InvalidInput on misuse: a key or aux below the level's size, a statement element
     outside its group, a witness outside I(2^ℓ) / I(2^ℓ′) or a nonce that is not a unit. The
@@ -195,20 +197,22 @@ def prove(
     pk_j.validate(level)
     pk_i.validate(level)
     aux.validate(level)
+    if sk_i is not None and sk_i.public != pk_i:
+        raise InvalidInput("Π-aff-g: sk_i is not the secret key of N_i")
     if not (pk_j.is_ciphertext(C) and pk_j.is_ciphertext(D) and pk_i.is_ciphertext(Y)):
-        raise InvalidInput("Π-aff-g statement ciphertexts must be units mod N²")
+        raise InvalidInput("Π-aff-g: statement ciphertexts must be units mod N²")
     if X.group is not GROUP:
-        raise InvalidInput(f"Π-aff-g X must be a {GROUP.name} point")
+        raise InvalidInput(f"Π-aff-g: X must be a {GROUP.name} point")
     if not in_signed_range(x, 2**level.ell):
-        raise InvalidInput("Π-aff-g witness x is outside I(2^ℓ)")
+        raise InvalidInput("Π-aff-g: witness x is outside I(2^ℓ)")
     if not in_signed_range(y, 2**level.ell_prime):
-        raise InvalidInput("Π-aff-g witness y is outside I(2^ℓ′)")
+        raise InvalidInput("Π-aff-g: witness y is outside I(2^ℓ′)")
     if not (is_unit(rho, pk_j.n) and is_unit(rho_y, pk_i.n)):
-        raise InvalidInput("Π-aff-g nonces ρ, ρ_y must be units")
-    return _prove_unchecked(ctx, pk_j, pk_i, C, D, Y, X, x, y, rho, rho_y, aux, rng)
+        raise InvalidInput("Π-aff-g: nonces ρ, ρ_y must be units")
+    return _prove(ctx, pk_j, pk_i, C, D, Y, X, x, y, rho, rho_y, aux, rng, sk_i)
 
 
-def _prove_unchecked(
+def _prove(
     ctx: ProofContext,
     pk_j: PaillierPublicKey,
     pk_i: PaillierPublicKey,
@@ -222,7 +226,8 @@ def _prove_unchecked(
     rho_y: int,
     aux: RingPedersenParams,
     rng: RandomBytes | None = None,
-) -> Proof:
+    sk_i: PaillierSecretKey | None = None,
+) -> AffGProof:
     """The prover's computation with no witness checks (tests use it to build proofs from
     out-of-range witnesses and check that the verifier rejects them)."""
     level = ctx.level
@@ -242,13 +247,13 @@ def _prove_unchecked(
 
     A = pk_j.add(pk_j.mul(alpha, C), pk_j.encrypt_with(beta, r))
     B_x = GROUP.base_mul(alpha)
-    B_y = pk_i.encrypt_with(beta, r_y)
+    B_y = (sk_i if sk_i is not None else pk_i).encrypt_with(beta, r_y)
     E = aux.commit(alpha, gamma)
     S = aux.commit(x, m)
     F = aux.commit(beta, delta)
     T = aux.commit(y, mu)
     e = _challenge(_transcript(ctx, pk_j, pk_i, C, D, Y, X, aux), A, B_x, B_y, E, S, F, T)
-    return Proof(
+    return AffGProof(
         A=A,
         B_x=B_x,
         B_y=B_y,
@@ -274,7 +279,7 @@ def verify(
     Y: int,
     X: Point,
     aux: RingPedersenParams,
-    proof: Proof,
+    proof: AffGProof,
 ) -> None:
     """Check `proof` for the statement (N_j, N_i, C, D, Y, X) under the verifier's own aux
     (N̂, s, t). Raises InvalidProof on any failure; returns None when the proof holds."""

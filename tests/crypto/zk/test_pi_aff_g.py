@@ -21,7 +21,7 @@ from mpcnode.crypto.ring_pedersen import RingPedersenParams, generate_ring_peder
 from mpcnode.crypto.security import SECURITY_128
 from mpcnode.crypto.zk import pi_aff_g
 from mpcnode.crypto.zk._common import ProofContext
-from mpcnode.crypto.zk.pi_aff_g import GROUP, Proof, affine_statement, prove, verify
+from mpcnode.crypto.zk.pi_aff_g import GROUP, AffGProof, affine_statement, prove, verify
 from mpcnode.errors import InvalidInput, InvalidProof
 from tests.fixtures.primes import load_test_primes
 
@@ -46,7 +46,7 @@ class Setup:
     D: int
     Y: int
     X: Point
-    proof: Proof
+    proof: AffGProof
 
     @property
     def pk_j(self) -> PaillierPublicKey:
@@ -90,17 +90,19 @@ def s() -> Setup:
     return Setup(sk_j, sk_i, aux, other_aux, ctx, C, c, x, y, rho, rho_y, D, Y, X, proof)
 
 
-def _verify(s: Setup, proof: Proof | None = None, /, **changes: object) -> None:
+def _verify(s: Setup, proof: AffGProof | None = None, /, **changes: object) -> None:
     """verify() on the setup's statement, with any of ctx/pk_j/pk_i/C/D/Y/X/aux replaced."""
     args: dict[str, object] = {"ctx": s.ctx, **s.statement(), "aux": s.aux}
     args.update(changes)
     verify(proof=proof if proof is not None else s.proof, **args)  # type: ignore[arg-type]
 
 
-def _prove_for(s: Setup, x: int, y: int, *, checked: bool = True) -> tuple[int, int, Point, Proof]:
+def _prove_for(
+    s: Setup, x: int, y: int, *, checked: bool = True
+) -> tuple[int, int, Point, AffGProof]:
     """An honest statement (D, Y, X) for (x, y) on the setup's C, and a proof of it."""
     D, Y, X = affine_statement(s.pk_j, s.pk_i, s.C, x, y, s.rho, s.rho_y)
-    make = pi_aff_g.prove if checked else pi_aff_g._prove_unchecked
+    make = pi_aff_g.prove if checked else pi_aff_g._prove
     proof = make(s.ctx, s.pk_j, s.pk_i, s.C, D, Y, X, x, y, s.rho, s.rho_y, s.aux)
     return D, Y, X, proof
 
@@ -126,6 +128,14 @@ def test_completeness_at_witness_bounds(s: Setup, sign: int) -> None:
     _verify(s, proof, D=D, Y=Y, X=X)
 
 
+def test_completeness_with_prover_secret_key(s: Setup) -> None:
+    # sk_i computes B_y = enc_{N_i}(β; r_y) by CRT; the proof is the same kind of object.
+    args = (s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, s.x, s.y, s.rho, s.rho_y, s.aux)
+    _verify(s, prove(*args, sk_i=s.sk_i))
+    with pytest.raises(InvalidInput, match="sk_i"):
+        prove(*args, sk_i=s.sk_j)
+
+
 def test_proofs_are_randomised(s: Setup) -> None:
     _, _, _, again = _prove_for(s, s.x, s.y)
     assert again.A != s.proof.A and again.z1 != s.proof.z1
@@ -136,7 +146,7 @@ def test_proofs_are_randomised(s: Setup) -> None:
 
 def test_encode_decode_round_trip(s: Setup) -> None:
     data = s.proof.encode()
-    decoded = Proof.decode(data)
+    decoded = AffGProof.decode(data)
     assert decoded == s.proof
     assert decoded.encode() == data
     _verify(s, decoded)
@@ -182,7 +192,7 @@ def _malformed(s: Setup) -> dict[str, bytes]:
 )
 def test_decode_rejects_malformed(s: Setup, case: str) -> None:
     with pytest.raises(InvalidProof):
-        Proof.decode(_malformed(s)[case])
+        AffGProof.decode(_malformed(s)[case])
 
 
 # --------------------------------------------------------------------------- tampered proof
@@ -311,7 +321,7 @@ def test_rejects_statement_element_outside_its_group(s: Setup, case: str) -> Non
 # --------------------------------------------------------------------------- Fiat-Shamir
 
 
-def _e(s: Setup, proof: Proof | None = None, **changes: Any) -> int:
+def _e(s: Setup, proof: AffGProof | None = None, **changes: Any) -> int:
     """The challenge e the verifier derives for `proof` (default: the setup's) and the setup's
     statement with `changes` (ctx, pk_j, pk_i, C, D, Y, X, aux)."""
     args: dict[str, Any] = {"ctx": s.ctx, **s.statement(), "aux": s.aux, **changes}
@@ -382,16 +392,14 @@ def test_rejects_other_context(s: Setup, ctx: ProofContext) -> None:
 
 def _false_proofs(
     s: Setup, x: int, y: int, field: str, wanted: list[Callable[[int], bool]]
-) -> list[tuple[int, int, Point, Proof]]:
+) -> list[tuple[int, int, Point, AffGProof]]:
     """Proofs for the honest statement of an out-of-range witness (x, y), built without the
     prover's range checks: for each predicate in `wanted`, the first proof whose response
     `field` satisfies it (the prover's randomness and e vary, the statement does not)."""
     D, Y, X = affine_statement(s.pk_j, s.pk_i, s.C, x, y, s.rho, s.rho_y)
-    found: list[tuple[int, int, Point, Proof] | None] = [None] * len(wanted)
+    found: list[tuple[int, int, Point, AffGProof] | None] = [None] * len(wanted)
     for _ in range(100):
-        proof = pi_aff_g._prove_unchecked(
-            s.ctx, s.pk_j, s.pk_i, s.C, D, Y, X, x, y, s.rho, s.rho_y, s.aux
-        )
+        proof = pi_aff_g._prove(s.ctx, s.pk_j, s.pk_i, s.C, D, Y, X, x, y, s.rho, s.rho_y, s.aux)
         value = getattr(proof, field)
         for k, predicate in enumerate(wanted):
             if found[k] is None and predicate(value):
@@ -401,23 +409,19 @@ def _false_proofs(
     raise AssertionError("no proof with the wanted responses in 100 tries")
 
 
-def _positive(z: int) -> bool:
-    return z > 0
-
-
-def _negative(z: int) -> bool:
-    return z < 0
+def _any(z: int) -> bool:
+    return True
 
 
 @pytest.mark.parametrize("sign", [1, -1])
 def test_rejects_x_outside_range(s: Setup, sign: int) -> None:
     # The range check has slack 2^ε·q: only an x with |e·x| well above 2^(ℓ+ε-1) is caught
-    # for every challenge e, so take |x| = 2^(ℓ+ε). Every equation holds; z1 of either sign
-    # is rejected by the range check alone.
+    # for every challenge e, so take |x| = 2^(ℓ+ε). Every equation holds; the range check
+    # alone rejects (both signs of z1 near the bound: test_range_check_bound_is_exact_half_range).
     x = sign * 2 ** (ELL + EPS)
     with pytest.raises(InvalidInput, match="x is outside"):
         prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, x, s.y, s.rho, s.rho_y, s.aux)
-    for D, Y, X, proof in _false_proofs(s, x, s.y, "z1", [_positive, _negative]):
+    for D, Y, X, proof in _false_proofs(s, x, s.y, "z1", [_any]):
         with pytest.raises(InvalidProof, match="z1 out of range"):
             _verify(s, proof, D=D, Y=Y, X=X)
 
@@ -427,7 +431,7 @@ def test_rejects_y_outside_range(s: Setup, sign: int) -> None:
     y = sign * 2 ** (ELL_PRIME + EPS)
     with pytest.raises(InvalidInput, match="y is outside"):
         prove(s.ctx, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, s.x, y, s.rho, s.rho_y, s.aux)
-    for D, Y, X, proof in _false_proofs(s, s.x, y, "z2", [_positive, _negative]):
+    for D, Y, X, proof in _false_proofs(s, s.x, y, "z2", [_any]):
         with pytest.raises(InvalidProof, match="z2 out of range"):
             _verify(s, proof, D=D, Y=Y, X=X)
 
