@@ -63,6 +63,7 @@ __all__ = [
 DEFAULT_DIR = ".cluster"
 DEFAULT_BASE_PORT = 50050
 DEFAULT_NODES = 5
+DEFAULT_PRIME_POOL = 4
 MAX_NODES = 9  # node ports P+1..P+9 stay below the coordinator's health port P+10
 HOST = "127.0.0.1"
 HEALTH_OFFSET = 10
@@ -232,8 +233,11 @@ class Cluster:
         directory: str | os.PathLike[str] = DEFAULT_DIR,
         base_port: int | None = None,
         nodes: int | None = None,
+        prime_pool: int = DEFAULT_PRIME_POOL,
     ) -> None:
         self.directory = Path(directory).absolute()
+        self.prime_pool = prime_pool
+        """Safe primes each node keeps ready (written into node.json when the cluster is made)."""
         saved = self._saved_layout()
         if saved is not None:
             for what, given, have in (
@@ -467,6 +471,7 @@ class Cluster:
                 "roster_file": str(self.roster_file),
                 "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},
                 "allowed_clients": [COORDINATOR],
+                "prime_pool_target": self.prime_pool,
             }
             _write_json(node.config, config)
         Roster(entries).save(self.roster_file)
@@ -743,7 +748,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="cluster", description="Run a local MPC cluster (nodes + coordinator)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", parents=[common, timeout], help="create if needed, start, wait healthy")
+    up = sub.add_parser(
+        "up", parents=[common, timeout], help="create if needed, start, wait healthy"
+    )
+    up.add_argument(
+        "--prime-pool",
+        type=int,
+        default=DEFAULT_PRIME_POOL,
+        help="safe primes each node keeps ready, generated in the background when the cluster "
+        f"is created (default {DEFAULT_PRIME_POOL}; 0 for test clusters that never run aux-info)",
+    )
     down = sub.add_parser("down", parents=[common], help="stop every process (keep the files)")
     down.add_argument("--purge", action="store_true", help="also delete the cluster directory")
     sub.add_parser("status", parents=[common], help="pids, liveness and health as JSON")
@@ -760,7 +774,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one cluster command; JSON on stdout, errors as one JSON object on stderr."""
     args = _parser().parse_args(argv)
     try:
-        cluster = Cluster(args.dir, base_port=args.base_port, nodes=args.nodes)
+        cluster = Cluster(
+            args.dir,
+            base_port=args.base_port,
+            nodes=args.nodes,
+            prime_pool=getattr(args, "prime_pool", DEFAULT_PRIME_POOL),
+        )
         result: dict[str, Any]
         if args.command == "up":
             result = cluster.up(timeout=args.timeout)

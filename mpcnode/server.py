@@ -26,11 +26,13 @@ from mpcnode.envelope import open_envelope, seal
 from mpcnode.errors import (
     InvalidInput,
     KeyNotFound,
+    MpcError,
     PermissionDenied,
     ProtocolAborted,
     SessionUnknown,
 )
 from mpcnode.identity import NodeIdentity, Roster
+from mpcnode.prime_pool import PrimePool, generate_in_worker, terminate_workers
 from mpcnode.protocols.base import BROADCAST, Session, execution_id
 from mpcnode.protocols.frost.dkg import FrostDkgSession
 from mpcnode.protocols.frost.sign import FrostSignSession
@@ -63,6 +65,8 @@ class NodeConfig:
     tls_key: Path
     kek_file: Path | None = None
     allowed_clients: tuple[str, ...] = ("coordinator",)
+    prime_pool_target: int = 4
+    """Safe primes kept ready for CGGMP aux-info (four per aux-info run)."""
 
     @classmethod
     def load(cls, path: str | Path) -> NodeConfig:
@@ -81,6 +85,7 @@ class NodeConfig:
                 tls_key=Path(raw["tls"]["key"]),
                 kek_file=Path(raw["kek_file"]) if raw.get("kek_file") else None,
                 allowed_clients=tuple(raw.get("allowed_clients", ["coordinator"])),
+                prime_pool_target=int(raw.get("prime_pool_target", 4)),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad node config {path}: {exc.__class__.__name__} {exc}") from exc
@@ -355,13 +360,28 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
     service = build_service(config)
     handler = node_handlers(service, trio.lowlevel.current_trio_token(), config.allowed_clients)
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
+    pool = PrimePool(service.store, config.prime_pool_target)
     try:
         with running_server(config.listen, config.health_listen, handler, creds, max_workers=32):
             log.info("node %s (party %d) serving on %s", config.name, config.party, config.listen)
             task_status.started()
-            await trio.sleep_forever()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_fill_prime_pool, pool)
+                await trio.sleep_forever()
     finally:
+        terminate_workers()
         service.store.close()
+
+
+async def _fill_prime_pool(pool: PrimePool) -> None:
+    """Top the safe-prime pool up in the background worker process (never blocks serving)."""
+    try:
+        added = await pool.refill(generate_in_worker)
+    except MpcError as exc:
+        log.error("prime pool refill failed: %s", exc)
+        return
+    if added:
+        log.info("prime pool: %d ready (%d generated)", pool.count(), added)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

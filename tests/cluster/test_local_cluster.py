@@ -68,7 +68,7 @@ class LocalCluster:
 @pytest.fixture(scope="module")
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    cluster.run("up")
+    cluster.run("up", "--prime-pool", "0")  # no aux-info here: spare the 2 CPUs
     try:
         yield cluster
     finally:
