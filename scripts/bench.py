@@ -83,7 +83,12 @@ def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any
     workdir = tempfile.mkdtemp(prefix="mpc-bench-")
     devcluster = [sys.executable, "-m", "coordinator.devcluster"]
     where = ["--dir", workdir, "--base-port", str(base_port)]
-    subprocess.run([*devcluster, "up", "--prime-pool", "0", *where], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*devcluster, "up", "--prime-pool", "0", *where],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         info = json.loads((Path(workdir) / "cluster.json").read_text())
         t = info["tls"]
