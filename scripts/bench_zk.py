@@ -191,7 +191,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "",
         f"One gmpy2 modexp with a full-size exponent, same run: {costs['mod_1536']} ms mod a "
         f"1536-bit prime (a CRT half), {costs['mod_3072']} ms mod N (3072 bits), "
-        f"{costs['mod_6144']} ms mod N² (6144 bits). \"Floor\" is the bare gmpy2 time of the "
+        f'{costs["mod_6144"]} ms mod N² (6144 bits). "Floor" is the bare gmpy2 time of the '
         "very modexps the proof makes (same modulus and exponent sizes, measured in this run): "
         "the arithmetic the proof cannot avoid.",
         "",

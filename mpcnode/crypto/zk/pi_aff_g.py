@@ -22,8 +22,9 @@ draft spec's "(2^(ℓ+ε)·N̂)²" squares are not followed, see cggmp-spec.md �
     w = r·ρ^e mod N_j,  w_y = r_y·ρ_y^e mod N_i
 
 Verifier: both Paillier keys and the aux are of the level's size; C, D, A ∈ Z*_{N_j²},
-Y, B_y ∈ Z*_{N_i²}, E, S, F, T ∈ Z*_N̂, w ∈ Z*_{N_j}, w_y ∈ Z*_{N_i}, B_x ≠ O (Taurus's extras);
-then e from the transcript and
+Y, B_y ∈ Z*_{N_i²}, E, S, F, T ∈ Z*_N̂, w ∈ Z*_{N_j}, w_y ∈ Z*_{N_i}, B_x ≠ O (Taurus's extras),
+|z1|..|z4| at most `response_cap` (above any honest response: a guard on the exponents, as in
+Π-enc); then e from the transcript and
 
     (z1 ⊙ C) ⊕ enc_{N_j}(z2; w) = A ⊕ (e ⊙ D)
     z1·G = B_x + e·X
@@ -39,33 +40,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpcnode.crypto.bigint import (
-    RandomBytes,
-    half,
-    in_signed_range,
-    is_unit,
-    powmod,
-    random_signed,
-    random_unit,
-)
-from mpcnode.crypto.encoding import decode_fields, encode_fields
-from mpcnode.crypto.group import SECP256K1, Point
+from mpcnode.crypto.bigint import RandomBytes, powmod, random_signed, random_unit
+from mpcnode.crypto.group import Point
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import RingPedersenParams
-from mpcnode.crypto.security import SecurityLevel
 from mpcnode.crypto.transcript import Transcript
-from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints, require
-from mpcnode.errors import InvalidInput, InvalidProof
+from mpcnode.crypto.zk._common import (
+    CURVE,
+    ProofContext,
+    absorb_aux,
+    check_moduli,
+    check_points,
+    check_range,
+    check_response_sizes,
+    check_secret_key,
+    check_units,
+    encrypt,
+    pack,
+    paillier_holds,
+    pedersen_holds,
+    require,
+    response_cap,
+    unpack,
+)
+from mpcnode.errors import InvalidInput
 
-__all__ = ["GROUP", "TAG", "AffGProof", "affine_statement", "prove", "verify"]
+__all__ = ["TAG", "AffGProof", "affine_statement", "prove", "verify"]
 
 TAG = "mpc.v1.zk.aff_g"
 """Transcript tag of Π-aff-g."""
 
-GROUP = SECP256K1
-"""The curve of X and B_x; the challenge e is drawn from I(q) for its order q."""
-
-_INT_FIELDS = ("A", "B_y", "E", "S", "F", "T", "z1", "z2", "z3", "z4", "w", "w_y")
+NAME = "Π-aff-g"
 
 
 @dataclass(frozen=True)
@@ -88,22 +93,16 @@ class AffGProof:
     w_y: int
 
     def encode(self) -> bytes:
-        """encode_fields([encode_ints(A, B_y, E, S, F, T, z1..z4, w, w_y), B_x])."""
-        ints = [getattr(self, name) for name in _INT_FIELDS]
-        return encode_fields([encode_ints(ints), self.B_x.encode()])
+        """pack([B_x], [A, B_y, E, S, F, T, z1, z2, z3, z4, w, w_y])."""
+        p = self
+        ints = [p.A, p.B_y, p.E, p.S, p.F, p.T, p.z1, p.z2, p.z3, p.z4, p.w, p.w_y]
+        return pack([p.B_x], ints)
 
     @classmethod
     def decode(cls, data: bytes) -> AffGProof:
         """Inverse of `encode`; anything malformed or non-canonical raises InvalidProof."""
-        try:
-            outer = decode_fields(data, 2)
-            b_x = GROUP.decode_point(outer[1])
-        except InvalidInput as exc:
-            raise InvalidProof(f"malformed Π-aff-g proof: {exc}") from None
-        A, B_y, E, S, F, T, z1, z2, z3, z4, w, w_y = decode_ints(outer[0], len(_INT_FIELDS))
-        proof = cls(A, b_x, B_y, E, S, F, T, z1, z2, z3, z4, w, w_y)
-        require(proof.encode() == data, "non-canonical Π-aff-g proof encoding")
-        return proof
+        (B_x,), (A, B_y, E, S, F, T, z1, z2, z3, z4, w, w_y) = unpack(data, 1, 12, NAME)
+        return cls(A, B_x, B_y, E, S, F, T, z1, z2, z3, z4, w, w_y)
 
 
 def affine_statement(
@@ -119,7 +118,7 @@ def affine_statement(
     D = (x ⊙ C) ⊕ enc_{N_j}(y; ρ), Y = enc_{N_i}(y; ρ_y), X = x·G."""
     D = pk_j.add(pk_j.mul(x, C), pk_j.encrypt_with(y, rho))
     Y = pk_i.encrypt_with(y, rho_y)
-    X = GROUP.base_mul(x)
+    X = CURVE.base_mul(x)
     return D, Y, X
 
 
@@ -135,16 +134,14 @@ def _transcript(
 ) -> Transcript:
     """The transcript with every statement value and the verifier's aux absorbed."""
     tr = ctx.transcript(TAG)
-    tr.append("curve", GROUP.name)
+    tr.append("curve", CURVE.name)
     tr.append("N_j", pk_j.n)
     tr.append("N_i", pk_i.n)
     tr.append("C", C)
     tr.append("D", D)
     tr.append("Y", Y)
     tr.append("X", X)
-    tr.append("N_hat", aux.n)
-    tr.append("s", aux.s)
-    tr.append("t", aux.t)
+    absorb_aux(tr, aux)
     return tr
 
 
@@ -157,17 +154,7 @@ def _challenge(tr: Transcript, A: int, B_x: Point, B_y: int, E: int, S: int, F: 
     tr.append("S", S)
     tr.append("F", F)
     tr.append("T", T)
-    return tr.challenge_signed("e", GROUP.order)
-
-
-def _max_z34(level: SecurityLevel, n_hat: int) -> int:
-    """The largest |z3| (and |z4|) an honest prover can send: |γ| + |e|·|m|.
-
-    Not a soundness check (the paper has none on z3, z4); it bounds the exponents a
-    verifier raises s and t to, so an oversized response costs no time."""
-    return half(2 ** (level.ell + level.epsilon) * n_hat) + half(GROUP.order) * half(
-        2**level.ell * n_hat
-    )
+    return tr.challenge_signed("e", CURVE.order)
 
 
 def prove(
@@ -194,22 +181,16 @@ def prove(
     outside its group, a witness outside I(2^ℓ) / I(2^ℓ′) or a nonce that is not a unit. The
     statement is not recomputed from the witness (a false one yields a rejected proof)."""
     level = ctx.level
-    pk_j.validate(level)
-    pk_i.validate(level)
-    aux.validate(level)
-    if sk_i is not None and sk_i.public != pk_i:
-        raise InvalidInput("Π-aff-g: sk_i is not the secret key of N_i")
-    if not (pk_j.is_ciphertext(C) and pk_j.is_ciphertext(D) and pk_i.is_ciphertext(Y)):
-        raise InvalidInput("Π-aff-g: statement ciphertexts must be units mod N²")
-    if X.group is not GROUP:
-        raise InvalidInput(f"Π-aff-g: X must be a {GROUP.name} point")
-    if not in_signed_range(x, 2**level.ell):
-        raise InvalidInput("Π-aff-g: witness x is outside I(2^ℓ)")
-    if not in_signed_range(y, 2**level.ell_prime):
-        raise InvalidInput("Π-aff-g: witness y is outside I(2^ℓ′)")
-    if not (is_unit(rho, pk_j.n) and is_unit(rho_y, pk_i.n)):
-        raise InvalidInput("Π-aff-g: nonces ρ, ρ_y must be units")
-    return _prove(ctx, pk_j, pk_i, C, D, Y, X, x, y, rho, rho_y, aux, rng, sk_i)
+    check_moduli(NAME, level, pk_j, pk_i, aux, error=InvalidInput)
+    check_secret_key(NAME, pk_i, sk_i)
+    check_units(NAME, "Z*_{N_j²}", pk_j.n_squared, {"C": C, "D": D}, InvalidInput)
+    check_units(NAME, "Z*_{N_i²}", pk_i.n_squared, {"Y": Y}, InvalidInput)
+    check_points(NAME, {"X": X}, error=InvalidInput)
+    check_range(NAME, 2**level.ell, {"witness x": x}, InvalidInput)
+    check_range(NAME, 2**level.ell_prime, {"witness y": y}, InvalidInput)
+    check_units(NAME, "Z*_{N_j}", pk_j.n, {"ρ": rho}, InvalidInput)
+    check_units(NAME, "Z*_{N_i}", pk_i.n, {"ρ_y": rho_y}, InvalidInput)
+    return _prove(ctx, pk_j, pk_i, C, D, Y, X, x, y, rho, rho_y, aux, rng, sk_i=sk_i)
 
 
 def _prove(
@@ -226,16 +207,17 @@ def _prove(
     rho_y: int,
     aux: RingPedersenParams,
     rng: RandomBytes | None = None,
+    *,
     sk_i: PaillierSecretKey | None = None,
 ) -> AffGProof:
-    """The prover's computation with no witness checks (tests use it to build proofs from
-    out-of-range witnesses and check that the verifier rejects them)."""
+    """`prove` without its checks (tests use it to build proofs from out-of-range witnesses
+    and check that the verifier rejects them)."""
     level = ctx.level
     n_hat = aux.n
     bound_alpha = 2 ** (level.ell + level.epsilon)
     while True:
         alpha = random_signed(bound_alpha, rng)
-        if alpha % GROUP.order:  # B_x = α·G must be encodable (probability 2^-256 otherwise)
+        if alpha % CURVE.order:  # B_x = α·G must be encodable (probability 2^-256 otherwise)
             break
     beta = random_signed(2 ** (level.ell_prime + level.epsilon), rng)
     r = random_unit(pk_j.n, rng)
@@ -246,8 +228,8 @@ def _prove(
     mu = random_signed(2**level.ell * n_hat, rng)
 
     A = pk_j.add(pk_j.mul(alpha, C), pk_j.encrypt_with(beta, r))
-    B_x = GROUP.base_mul(alpha)
-    B_y = (sk_i if sk_i is not None else pk_i).encrypt_with(beta, r_y)
+    B_x = CURVE.base_mul(alpha)
+    B_y = encrypt(pk_i, sk_i, beta, r_y)
     E = aux.commit(alpha, gamma)
     S = aux.commit(x, m)
     F = aux.commit(beta, delta)
@@ -284,58 +266,42 @@ def verify(
     """Check `proof` for the statement (N_j, N_i, C, D, Y, X) under the verifier's own aux
     (N̂, s, t). Raises InvalidProof on any failure; returns None when the proof holds."""
     level = ctx.level
+    p = proof
     # Sizes of every modulus (Alpha-Rays).
-    try:
-        pk_j.validate(level)
-        pk_i.validate(level)
-        aux.validate(level)
-    except InvalidInput as exc:
-        raise InvalidProof(f"Π-aff-g: {exc}") from None
-
+    check_moduli(NAME, level, pk_j, pk_i, aux)
     # Every received element in its group (checks 1-3 and Taurus's extras).
-    require(pk_j.is_ciphertext(C), "Π-aff-g: C is not in Z*_{N_j²}")
-    require(pk_j.is_ciphertext(D), "Π-aff-g: D is not in Z*_{N_j²}")
-    require(pk_i.is_ciphertext(Y), "Π-aff-g: Y is not in Z*_{N_i²}")
-    require(X.group is GROUP, f"Π-aff-g: X is not a {GROUP.name} point")
-    require(pk_j.is_ciphertext(proof.A), "Π-aff-g: A is not in Z*_{N_j²}")
-    require(pk_i.is_ciphertext(proof.B_y), "Π-aff-g: B_y is not in Z*_{N_i²}")
-    require(proof.B_x.group is GROUP, f"Π-aff-g: B_x is not a {GROUP.name} point")
-    require(not proof.B_x.is_identity, "Π-aff-g: B_x is the identity")
-    for name in ("E", "S", "F", "T"):
-        require(aux.is_element(getattr(proof, name)), f"Π-aff-g: {name} is not in Z*_N̂")
-    require(is_unit(proof.w, pk_j.n), "Π-aff-g: w is not in Z*_{N_j}")
-    require(is_unit(proof.w_y, pk_i.n), "Π-aff-g: w_y is not in Z*_{N_i}")
-    max_z34 = _max_z34(level, aux.n)
-    require(abs(proof.z3) <= max_z34, "Π-aff-g: z3 larger than any honest response")
-    require(abs(proof.z4) <= max_z34, "Π-aff-g: z4 larger than any honest response")
+    check_units(NAME, "Z*_{N_j²}", pk_j.n_squared, {"C": C, "D": D, "A": p.A})
+    check_units(NAME, "Z*_{N_i²}", pk_i.n_squared, {"Y": Y, "B_y": p.B_y})
+    check_points(NAME, {"X": X})
+    check_points(NAME, {"B_x": p.B_x}, allow_identity=False)
+    check_units(NAME, "Z*_N̂", aux.n, {"E": p.E, "S": p.S, "F": p.F, "T": p.T})
+    check_units(NAME, "Z*_{N_j}", pk_j.n, {"w": p.w})
+    check_units(NAME, "Z*_{N_i}", pk_i.n, {"w_y": p.w_y})
+    check_response_sizes(
+        NAME, response_cap(aux, level), {"z1": p.z1, "z2": p.z2, "z3": p.z3, "z4": p.z4}
+    )
 
     tr = _transcript(ctx, pk_j, pk_i, C, D, Y, X, aux)
-    p = proof
     e = _challenge(tr, p.A, p.B_x, p.B_y, p.E, p.S, p.F, p.T)
 
     # 4. (z1 ⊙ C) ⊕ enc_{N_j}(z2; w) = A ⊕ (e ⊙ D)
-    lhs = pk_j.add(pk_j.mul(proof.z1, C), pk_j.encrypt_with(proof.z2, proof.w))
-    require(lhs == pk_j.add(proof.A, pk_j.mul(e, D)), "Π-aff-g: Paillier equation on N_j fails")
+    lhs = pk_j.add(pk_j.mul(p.z1, C), pk_j.encrypt_with(p.z2, p.w))
+    require(lhs == pk_j.add(p.A, pk_j.mul(e, D)), f"{NAME}: Paillier equation on N_j fails")
     # 5. z1·G = B_x + e·X
-    require(GROUP.base_mul(proof.z1) == proof.B_x + X * e, "Π-aff-g: group equation fails")
+    require(CURVE.base_mul(p.z1) == p.B_x + X * e, f"{NAME}: group equation fails")
     # 6. enc_{N_i}(z2; w_y) = B_y ⊕ (e ⊙ Y)
     require(
-        pk_i.encrypt_with(proof.z2, proof.w_y) == pk_i.add(proof.B_y, pk_i.mul(e, Y)),
-        "Π-aff-g: Paillier equation on N_i fails",
+        paillier_holds(pk_i, p.z2, p.w_y, p.B_y, Y, e), f"{NAME}: Paillier equation on N_i fails"
     )
     # 7. s^z1·t^z3 = E·S^e mod N̂;  8. s^z2·t^z4 = F·T^e mod N̂
-    n_hat = aux.n
     require(
-        aux.commit(proof.z1, proof.z3) == proof.E * powmod(proof.S, e, n_hat) % n_hat,
-        "Π-aff-g: ring-Pedersen equation for z1 fails",
+        pedersen_holds(aux, p.z1, p.z3, p.E, p.S, e),
+        f"{NAME}: ring-Pedersen equation for z1 fails",
     )
     require(
-        aux.commit(proof.z2, proof.z4) == proof.F * powmod(proof.T, e, n_hat) % n_hat,
-        "Π-aff-g: ring-Pedersen equation for z2 fails",
+        pedersen_holds(aux, p.z2, p.z4, p.F, p.T, e),
+        f"{NAME}: ring-Pedersen equation for z2 fails",
     )
     # 9. Range checks, exact half-range bounds, both signs.
-    require(in_signed_range(proof.z1, 2 ** (level.ell + level.epsilon)), "Π-aff-g: z1 out of range")
-    require(
-        in_signed_range(proof.z2, 2 ** (level.ell_prime + level.epsilon)),
-        "Π-aff-g: z2 out of range",
-    )
+    check_range(NAME, 2 ** (level.ell + level.epsilon), {"z1": p.z1})
+    check_range(NAME, 2 ** (level.ell_prime + level.epsilon), {"z2": p.z2})

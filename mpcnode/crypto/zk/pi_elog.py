@@ -18,13 +18,23 @@ from dataclasses import dataclass
 
 from mpcnode.crypto.bigint import RandomBytes
 from mpcnode.crypto.group import Point
-from mpcnode.crypto.zk._common import ProofContext, require
-from mpcnode.crypto.zk.pi_enc import CURVE, _check_point, _pack, _unpack
+from mpcnode.crypto.zk._common import (
+    CURVE,
+    ProofContext,
+    check_points,
+    check_scalars,
+    pack,
+    require,
+    unpack,
+)
 from mpcnode.errors import InvalidInput
 
 __all__ = ["TAG", "ElogProof", "prove", "verify"]
 
 TAG = "mpc.v1.zk.elog"
+"""Transcript tag of Π-elog."""
+
+NAME = "Π-elog"
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,11 @@ class ElogProof:
     u: int
 
     def encode(self) -> bytes:
-        return _pack([self.A, self.N, self.B], [self.z, self.u])
+        return pack([self.A, self.N, self.B], [self.z, self.u])
 
     @classmethod
     def decode(cls, data: bytes) -> ElogProof:
-        (A, N, B), (z, u) = _unpack(data, 3, 2, "Π-elog")
+        (A, N, B), (z, u) = unpack(data, 3, 2, NAME)
         return cls(A, N, B, z, u)
 
 
@@ -83,14 +93,14 @@ def prove(
     rng: RandomBytes | None = None,
 ) -> ElogProof:
     """Prove knowledge of (y, λ) with L = λ·G, M = y·G + λ·X, Y = y·H (checked: InvalidInput)."""
-    for label, point in (("L", L), ("M", M), ("X", X), ("Y", Y), ("H", H)):
-        if point.group is not CURVE:
-            raise InvalidInput(f"Π-elog: {label} is not a {CURVE.name} point")
-    if H.is_identity:
-        raise InvalidInput("Π-elog: H is the identity")
+    check_points(NAME, {"L": L, "M": M, "X": X, "Y": Y}, error=InvalidInput)
+    check_points(NAME, {"H": H}, allow_identity=False, error=InvalidInput)
     G = CURVE.generator()
-    if G * lam != L or G * y + X * lam != M or H * y != Y:
-        raise InvalidInput("Π-elog: witness does not satisfy the statement")
+    require(
+        G * lam == L and G * y + X * lam == M and H * y == Y,
+        f"{NAME}: witness does not satisfy the statement",
+        InvalidInput,
+    )
     return _prove(ctx, L, M, X, Y, H, y, lam, rng)
 
 
@@ -103,9 +113,9 @@ def _prove(
     H: Point,
     y: int,
     lam: int,
-    rng: RandomBytes | None,
+    rng: RandomBytes | None = None,
 ) -> ElogProof:
-    """The prover without witness checks (tests use it to build proofs of false statements)."""
+    """`prove` without its checks (tests use it to build proofs of false statements)."""
     q = CURVE.order
     alpha = CURVE.random_scalar(rng)
     m = CURVE.random_scalar(rng)
@@ -126,19 +136,13 @@ def verify(
     proof: ElogProof,
 ) -> None:
     """Raise InvalidProof unless `proof` is valid for (L, M, X, Y, H)."""
-    name = "Π-elog"
-    q = CURVE.order
-    for label, point in (("L", L), ("M", M), ("X", X), ("Y", Y)):
-        _check_point(name, label, point)
-    _check_point(name, "H", H, allow_identity=False)
-    for label, point in (("A", proof.A), ("N", proof.N), ("B", proof.B)):
-        _check_point(name, label, point, allow_identity=False)
-    require(0 <= proof.z < q, f"{name}: z not in [0, q)")
-    require(0 <= proof.u < q, f"{name}: u not in [0, q)")
+    check_points(NAME, {"L": L, "M": M, "X": X, "Y": Y})
+    check_points(NAME, {"H": H, "A": proof.A, "N": proof.N, "B": proof.B}, allow_identity=False)
+    check_scalars(NAME, {"z": proof.z, "u": proof.u})
     e = _challenge(ctx, L, M, X, Y, H, proof.A, proof.N, proof.B)
-    require(CURVE.base_mul(proof.z) == proof.A + L * e, f"{name}: z·G ≠ A + e·L")
+    require(CURVE.base_mul(proof.z) == proof.A + L * e, f"{NAME}: z·G ≠ A + e·L")
     require(
         CURVE.base_mul(proof.u) + X * proof.z == proof.N + M * e,
-        f"{name}: u·G + z·X ≠ N + e·M",
+        f"{NAME}: u·G + z·X ≠ N + e·M",
     )
-    require(H * proof.u == proof.B + Y * e, f"{name}: u·H ≠ B + e·Y")
+    require(H * proof.u == proof.B + Y * e, f"{NAME}: u·H ≠ B + e·Y")

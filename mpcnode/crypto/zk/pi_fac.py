@@ -37,30 +37,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpcnode.crypto.bigint import (
-    RandomBytes,
-    in_signed_range,
-    isqrt,
-    powmod,
-    random_signed,
-)
+from mpcnode.crypto.bigint import RandomBytes, isqrt, powmod, random_signed
+from mpcnode.crypto.paillier import PaillierPublicKey
 from mpcnode.crypto.ring_pedersen import RingPedersenParams
 from mpcnode.crypto.security import SecurityLevel
 from mpcnode.crypto.transcript import Transcript
-from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints, require
-from mpcnode.errors import InvalidInput, InvalidProof
+from mpcnode.crypto.zk._common import (
+    ProofContext,
+    absorb_aux,
+    check_moduli,
+    check_range,
+    check_response_sizes,
+    check_units,
+    pack,
+    pedersen_holds,
+    require,
+    unpack,
+)
+from mpcnode.errors import InvalidInput
 
-__all__ = ["TAG", "FIELDS", "Proof", "min_modulus_bits", "range_bound", "prove", "verify"]
+__all__ = ["TAG", "FIELDS", "FacProof", "min_modulus_bits", "range_bound", "prove", "verify"]
 
 TAG = "mpc.v1.zk.fac"
 """Transcript tag of Π-fac."""
+
+NAME = "Π-fac"
 
 FIELDS = ("P", "Q", "A", "B", "T", "z1", "z2", "w1", "w2", "v")
 """The proof's fields, in encoding order."""
 
 
 @dataclass(frozen=True)
-class Proof:
+class FacProof:
     """The prover's message: commitments P, Q, A, B, T (mod the verifier's N̂) and integer
     responses z1, z2, w1, w2, v, named as in the paper. The statement N0 is not included."""
 
@@ -76,15 +84,14 @@ class Proof:
     v: int
 
     def encode(self) -> bytes:
-        """encode_ints([P, Q, A, B, T, z1, z2, w1, w2, v]) (signed integers)."""
-        return encode_ints([getattr(self, name) for name in FIELDS])
+        """pack([], [P, Q, A, B, T, z1, z2, w1, w2, v]) (signed integers)."""
+        return pack([], [getattr(self, name) for name in FIELDS])
 
     @classmethod
-    def decode(cls, data: bytes) -> Proof:
+    def decode(cls, data: bytes) -> FacProof:
         """Inverse of `encode`; anything malformed or non-canonical raises InvalidProof."""
-        proof = cls(*decode_ints(data, len(FIELDS)))
-        require(proof.encode() == data, "non-canonical Π-fac proof encoding")
-        return proof
+        _, ints = unpack(data, 0, len(FIELDS), NAME)
+        return cls(*ints)
 
 
 def min_modulus_bits(level: SecurityLevel) -> int:
@@ -111,15 +118,13 @@ def _transcript(
     tr.append("rho", rho)
     tr.append("N0", n0)
     tr.append("R0", r0)
-    tr.append("N_hat", aux.n)
-    tr.append("s", aux.s)
-    tr.append("t", aux.t)
+    absorb_aux(tr, aux)
     return tr
 
 
-def _challenge(tr: Transcript, level: SecurityLevel, first: Proof) -> int:
+def _challenge(tr: Transcript, level: SecurityLevel, first: FacProof) -> int:
     """Absorb the first message (P, Q, A, B, T) and draw e ∈ I(2^ℓ)."""
-    for name in ("P", "Q", "A", "B", "T"):
+    for name in FIELDS[:5]:
         tr.append(name, getattr(first, name))
     return tr.challenge_signed("e", 1 << level.ell)
 
@@ -133,26 +138,23 @@ def prove(
     rng: RandomBytes | None = None,
     *,
     rho: bytes = b"",
-) -> Proof:
+) -> FacProof:
     """Prove that N0 = p·q has no small factor, under the verifier's aux (N̂, s, t).
 
     Raises InvalidInput on misuse: aux failing `validate(level)`, N0 ≠ p·q, a factor < 2, or a
     factor outside the relation's range p, q ≤ 2^ℓ·√N0 (a small co-factor: the BitForge shape).
     Primality of p and q is not checked."""
     level = ctx.level
-    try:
-        verifier_aux.validate(level)
-    except InvalidInput as exc:
-        raise InvalidInput(f"Π-fac: {exc}") from None
+    check_moduli(NAME, level, verifier_aux, error=InvalidInput)
     if p < 2 or q < 2 or p * q != n0:
-        raise InvalidInput("Π-fac witness must be factors p, q ≥ 2 with N0 = p·q")
+        raise InvalidInput(f"{NAME} witness must be factors p, q ≥ 2 with N0 = p·q")
     limit = (1 << level.ell) * isqrt(n0)
     if p > limit or q > limit:
-        raise InvalidInput("Π-fac witness factor is outside ±2^ℓ·√N0 (a small co-factor)")
-    return _prove_unchecked(ctx, n0, p, q, verifier_aux, rng, rho=rho)
+        raise InvalidInput(f"{NAME} witness factor is outside ±2^ℓ·√N0 (a small co-factor)")
+    return _prove(ctx, n0, p, q, verifier_aux, rng, rho=rho)
 
 
-def _prove_unchecked(
+def _prove(
     ctx: ProofContext,
     n0: int,
     p: int,
@@ -161,9 +163,9 @@ def _prove_unchecked(
     rng: RandomBytes | None = None,
     *,
     rho: bytes = b"",
-) -> Proof:
-    """The prover's computation with no witness checks (tests use it to build proofs from
-    out-of-range factorisations and check that the verifier rejects them)."""
+) -> FacProof:
+    """`prove` without its checks (tests use it to build proofs from out-of-range
+    factorisations and check that the verifier rejects them)."""
     level = ctx.level
     aux = verifier_aux
     n_hat = aux.n
@@ -184,9 +186,9 @@ def _prove_unchecked(
     A = aux.commit(alpha, x)
     B = aux.commit(beta, y)
     T = powmod(Q, alpha, n_hat) * powmod(aux.t, r, n_hat) % n_hat
-    first = Proof(P, Q, A, B, T, 0, 0, 0, 0, 0)
+    first = FacProof(P, Q, A, B, T, 0, 0, 0, 0, 0)
     e = _challenge(_transcript(ctx, n0, r0, aux, rho), level, first)
-    return Proof(
+    return FacProof(
         P=P,
         Q=Q,
         A=A,
@@ -204,7 +206,7 @@ def verify(
     ctx: ProofContext,
     n0: int,
     verifier_aux: RingPedersenParams,
-    proof: Proof,
+    proof: FacProof,
     *,
     rho: bytes = b"",
 ) -> None:
@@ -212,46 +214,34 @@ def verify(
     Raises InvalidProof on any failure."""
     level = ctx.level
     aux = verifier_aux
-    # Sizes of every modulus.
-    try:
-        aux.validate(level)
-    except InvalidInput as exc:
-        raise InvalidProof(f"Π-fac: {exc}") from None
-    n_hat, s, t = aux.n, aux.s, aux.t
+    # Sizes of every modulus: the aux, and N0 as a Paillier modulus (odd, the level's size),
+    # at least 4ℓ bits too.
+    check_moduli(NAME, level, aux, PaillierPublicKey(n0))
     min_bits = min_modulus_bits(level)
     require(
         n0.bit_length() >= min_bits,
-        f"Π-fac: N0 has {n0.bit_length()} bits, at least {min_bits} required",
+        f"{NAME}: N0 has {n0.bit_length()} bits, at least {min_bits} required",
     )
-    require(n0 % 2 == 1, "Π-fac: N0 is even")
 
     # Every received element in range.
-    for name in ("P", "Q", "A", "B", "T"):
-        require(aux.is_element(getattr(proof, name)), f"Π-fac: {name} is not in Z*_N̂")
-    cap = _response_cap(level, n0, n_hat)
-    for name in ("z1", "z2", "w1", "w2", "v"):
-        require(abs(getattr(proof, name)) <= cap, f"Π-fac: {name} larger than any honest response")
+    p = proof
+    check_units(NAME, "Z*_N̂", aux.n, {"P": p.P, "Q": p.Q, "A": p.A, "B": p.B, "T": p.T})
+    check_response_sizes(
+        NAME,
+        _response_cap(level, n0, aux.n),
+        {"z1": p.z1, "z2": p.z2, "w1": p.w1, "w2": p.w2, "v": p.v},
+    )
 
     r0 = isqrt(n0)  # computed here, never taken from the prover
     e = _challenge(_transcript(ctx, n0, r0, aux, rho), level, proof)
 
-    P, Q = proof.P, proof.Q
+    n_hat, s, t = aux.n, aux.s, aux.t
+    require(pedersen_holds(aux, p.z1, p.w1, p.A, p.P, e), f"{NAME}: s^z1·t^w1 ≠ A·P^e")
+    require(pedersen_holds(aux, p.z2, p.w2, p.B, p.Q, e), f"{NAME}: s^z2·t^w2 ≠ B·Q^e")
     require(
-        powmod(s, proof.z1, n_hat) * powmod(t, proof.w1, n_hat) % n_hat
-        == proof.A * powmod(P, e, n_hat) % n_hat,
-        "Π-fac: s^z1·t^w1 ≠ A·P^e",
-    )
-    require(
-        powmod(s, proof.z2, n_hat) * powmod(t, proof.w2, n_hat) % n_hat
-        == proof.B * powmod(Q, e, n_hat) % n_hat,
-        "Π-fac: s^z2·t^w2 ≠ B·Q^e",
-    )
-    require(
-        powmod(Q, proof.z1, n_hat) * powmod(t, proof.v, n_hat) % n_hat
-        == proof.T * powmod(s, n0 * e, n_hat) % n_hat,
-        "Π-fac: Q^z1·t^v ≠ T·(s^N0)^e",
+        powmod(p.Q, p.z1, n_hat) * powmod(t, p.v, n_hat) % n_hat
+        == p.T * powmod(s, n0 * e, n_hat) % n_hat,
+        f"{NAME}: Q^z1·t^v ≠ T·(s^N0)^e",
     )
     # Range checks: exact half-range bound, both signs.
-    bound = range_bound(level, n0)
-    require(in_signed_range(proof.z1, bound), "Π-fac: z1 out of range")
-    require(in_signed_range(proof.z2, bound), "Π-fac: z2 out of range")
+    check_range(NAME, range_bound(level, n0), {"z1": p.z1, "z2": p.z2})

@@ -9,43 +9,38 @@ S = s^x·t^μ, A = enc_{N₀}(α; r), Y = α·B, D = s^α·t^γ;
 z₁ = α + e·x, z₂ = r·ρ^e mod N₀, z₃ = γ + e·μ.
 Verifier: C, A ∈ Z*_{N₀²}; S, D ∈ Z*_N̂; z₂ ∈ Z*_{N₀}; B, X, Y ≠ O;
 enc_{N₀}(z₁; z₂) = A ⊕ (e ⊙ C); z₁·B = Y + e·X; s^z₁·t^z₃ ≡ D·S^e (mod N̂); |z₁| ≤ 2^(ℓ+ε−1).
+(S, A, D, z₁, z₂, z₃) are Π-enc's (S, A, C, z₁, z₂, z₃) for x: `_common.EncCommit` makes them,
+`_common.EncCheck` checks them (after the group equation z₁·B = Y + e·X).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpcnode.crypto.bigint import (
-    RandomBytes,
-    in_signed_range,
-    is_unit,
-    powmod,
-    random_signed,
-    random_unit,
-)
+from mpcnode.crypto.bigint import RandomBytes
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import RingPedersenParams
-from mpcnode.crypto.zk._common import ProofContext, require
-from mpcnode.crypto.zk.pi_enc import (
+from mpcnode.crypto.zk._common import (
     CURVE,
-    _absorb_aux,
-    _check_moduli,
-    _check_point,
-    _check_prover_moduli,
-    _check_secret_key,
-    _encrypt,
-    _pack,
-    _paillier_holds,
-    _pedersen_holds,
-    _response_cap,
-    _unpack,
+    EncCheck,
+    EncCommit,
+    ProofContext,
+    absorb_aux,
+    check_enc_witness,
+    check_points,
+    pack,
+    require,
+    unpack,
 )
 from mpcnode.errors import InvalidInput
 
 __all__ = ["TAG", "LogStarProof", "prove", "verify"]
 
 TAG = "mpc.v1.zk.log_star"
+"""Transcript tag of Π-log*."""
+
+NAME = "Π-log*"
 
 
 @dataclass(frozen=True)
@@ -61,11 +56,11 @@ class LogStarProof:
     z3: int
 
     def encode(self) -> bytes:
-        return _pack([self.Y], [self.S, self.A, self.D, self.z1, self.z2, self.z3])
+        return pack([self.Y], [self.S, self.A, self.D, self.z1, self.z2, self.z3])
 
     @classmethod
     def decode(cls, data: bytes) -> LogStarProof:
-        (Y,), (S, A, D, z1, z2, z3) = _unpack(data, 1, 6, "Π-log*")
+        (Y,), (S, A, D, z1, z2, z3) = unpack(data, 1, 6, NAME)
         return cls(S, A, Y, D, z1, z2, z3)
 
 
@@ -83,7 +78,7 @@ def _challenge(
 ) -> int:
     """e ∈ I(q) over (ctx, N̂, s, t, curve, N₀, C, X, B, S, A, Y, D)."""
     t = ctx.transcript(TAG)
-    _absorb_aux(t, aux)
+    absorb_aux(t, aux)
     t.append("curve", CURVE.name)
     t.append("N0", pk.n)
     t.append("C", C)
@@ -113,18 +108,11 @@ def prove(
 
     Checks the ranges, parameter sizes and X = x·B (InvalidInput); C is not re-encrypted.
     """
-    level = ctx.level
-    _check_prover_moduli(pk, aux, level)
-    _check_secret_key(pk, sk)
-    if X.group is not CURVE or B.group is not CURVE or B.is_identity:
-        raise InvalidInput(f"Π-log*: X and B must be {CURVE.name} points, B not the identity")
-    if not in_signed_range(x, 1 << level.ell):
-        raise InvalidInput("Π-log*: witness x outside I(2^ℓ)")
-    if not is_unit(rho, pk.n) or not pk.is_ciphertext(C):
-        raise InvalidInput("Π-log*: ρ or C is not a unit of its modulus")
-    if B * x != X:
-        raise InvalidInput("Π-log*: witness x does not match X = x·B")
-    return _prove(ctx, pk, C, X, B, x, rho, aux, rng, sk)
+    check_enc_witness(NAME, ctx.level, pk, aux, sk, ("C", C), ("x", x), rho)
+    check_points(NAME, {"X": X}, error=InvalidInput)
+    check_points(NAME, {"B": B}, allow_identity=False, error=InvalidInput)
+    require(B * x == X, f"{NAME}: witness x does not match X = x·B", InvalidInput)
+    return _prove(ctx, pk, C, X, B, x, rho, aux, rng, sk=sk)
 
 
 def _prove(
@@ -136,25 +124,16 @@ def _prove(
     x: int,
     rho: int,
     aux: RingPedersenParams,
-    rng: RandomBytes | None,
-    sk: PaillierSecretKey | None,
+    rng: RandomBytes | None = None,
+    *,
+    sk: PaillierSecretKey | None = None,
 ) -> LogStarProof:
-    """The prover without witness checks (tests use it to build proofs of false statements)."""
-    level = ctx.level
-    n0, n_hat = pk.n, aux.n
-    alpha = random_signed(1 << (level.ell + level.epsilon), rng)
-    mu = random_signed((1 << level.ell) * n_hat, rng)
-    r = random_unit(n0, rng)
-    gamma = random_signed((1 << (level.ell + level.epsilon)) * n_hat, rng)
-    S = aux.commit(x, mu)
-    A = _encrypt(pk, sk, alpha, r)
-    Y = B * alpha
-    D = aux.commit(alpha, gamma)
+    """`prove` without its checks (tests use it to build proofs of false statements)."""
+    first = EncCommit.make(ctx.level, pk, sk, aux, x, rng)  # S, A, D = C of Π-enc
+    S, A, D = first.S, first.A, first.C
+    Y = B * first.alpha
     e = _challenge(ctx, pk, C, X, B, aux, S, A, Y, D)
-    z1 = alpha + e * x
-    z2 = r * powmod(rho, e, n0) % n0
-    z3 = gamma + e * mu
-    return LogStarProof(S, A, Y, D, z1, z2, z3)
+    return LogStarProof(S, A, Y, D, *first.respond(pk, x, rho, e))
 
 
 def verify(
@@ -167,30 +146,9 @@ def verify(
     proof: LogStarProof,
 ) -> None:
     """Raise InvalidProof unless `proof` is valid for (N₀, C, X, B) under aux."""
-    name = "Π-log*"
-    level = ctx.level
-    _check_moduli(name, pk, aux, level)
-    _check_point(name, "X", X, allow_identity=False)
-    _check_point(name, "B", B, allow_identity=False)
-    _check_point(name, "Y", proof.Y, allow_identity=False)
-    require(pk.is_ciphertext(C), f"{name}: C ∉ Z*_{{N0²}}")
-    require(pk.is_ciphertext(proof.A), f"{name}: A ∉ Z*_{{N0²}}")
-    require(aux.is_element(proof.S), f"{name}: S ∉ Z*_N̂")
-    require(aux.is_element(proof.D), f"{name}: D ∉ Z*_N̂")
-    require(is_unit(proof.z2, pk.n), f"{name}: z2 ∉ Z*_N0")
-    cap = _response_cap(aux, level)
-    require(abs(proof.z1) <= cap and abs(proof.z3) <= cap, f"{name}: response too large")
+    part = EncCheck(NAME, ctx.level, pk, aux, ("C", C), ("A", proof.A), ("D", proof.D), proof)
+    part.elements()
+    check_points(NAME, {"X": X, "B": B, "Y": proof.Y}, allow_identity=False)
     e = _challenge(ctx, pk, C, X, B, aux, proof.S, proof.A, proof.Y, proof.D)
-    require(
-        _paillier_holds(pk, proof.z1, proof.z2, proof.A, C, e),
-        f"{name}: enc(z1; z2) ≠ A ⊕ (e ⊙ C)",
-    )
-    require(B * proof.z1 == proof.Y + X * e, f"{name}: z1·B ≠ Y + e·X")
-    require(
-        _pedersen_holds(aux, proof.z1, proof.z3, proof.D, proof.S, e),
-        f"{name}: s^z1·t^z3 ≠ D·S^e",
-    )
-    require(
-        in_signed_range(proof.z1, 1 << (level.ell + level.epsilon)),
-        f"{name}: |z1| > 2^(ℓ+ε−1)",
-    )
+    require(B * proof.z1 == proof.Y + X * e, f"{NAME}: z1·B ≠ Y + e·X")
+    part.equations(e)

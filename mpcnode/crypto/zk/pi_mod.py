@@ -42,26 +42,35 @@ from mpcnode.crypto.bigint import (
     RandomBytes,
     invert,
     is_probable_prime,
-    is_unit,
     jacobi,
     powmod,
     random_unit,
 )
-from mpcnode.crypto.encoding import decode_fields, encode_fields
-from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints, require
-from mpcnode.errors import InvalidInput, InvalidProof
+from mpcnode.crypto.paillier import PaillierPublicKey
+from mpcnode.crypto.zk._common import (
+    ProofContext,
+    check_moduli,
+    check_units,
+    crt_pair,
+    pack_int_lists,
+    require,
+    unpack_int_lists,
+)
+from mpcnode.errors import InvalidInput
 
-__all__ = ["TAG", "MR_ROUNDS", "Proof", "prove", "verify"]
+__all__ = ["TAG", "MR_ROUNDS", "ModProof", "prove", "verify"]
 
 TAG = "mpc.v1.zk.mod"
 """Transcript tag of Π-mod."""
+
+NAME = "Π-mod"
 
 MR_ROUNDS = 25
 """Rounds of the probable-prime test the verifier runs on N (it must say "composite")."""
 
 
 @dataclass(frozen=True)
-class Proof:
+class ModProof:
     """The prover's message: w (Jacobi −1) and, per repetition i, the 4th root x_i, the bits
     a_i, b_i and the N-th root z_i. The statement N is not included."""
 
@@ -72,33 +81,16 @@ class Proof:
     z: tuple[int, ...]
 
     def encode(self) -> bytes:
-        """encode_fields([encode_ints([w]), encode_ints(x), encode_ints(a), encode_ints(b),
-        encode_ints(z)])."""
-        return encode_fields(
-            [
-                encode_ints([self.w]),
-                encode_ints(self.x),
-                encode_ints(self.a),
-                encode_ints(self.b),
-                encode_ints(self.z),
-            ]
-        )
+        """pack_int_lists([[w], x, a, b, z])."""
+        return pack_int_lists([[self.w], self.x, self.a, self.b, self.z])
 
     @classmethod
-    def decode(cls, data: bytes) -> Proof:
+    def decode(cls, data: bytes) -> ModProof:
         """Inverse of `encode`; anything malformed or non-canonical raises InvalidProof.
 
         The number of repetitions is not fixed here; `verify` requires exactly level.m."""
-        try:
-            parts = decode_fields(data, 5)
-        except InvalidInput as exc:
-            raise InvalidProof(f"malformed Π-mod proof: {exc}") from None
-        (w,) = decode_ints(parts[0], 1)
-        x, a, b, z = (tuple(decode_ints(part)) for part in parts[1:])
-        require(len(x) == len(a) == len(b) == len(z), "malformed Π-mod proof: ragged lists")
-        proof = cls(w, x, a, b, z)
-        require(proof.encode() == data, "non-canonical Π-mod proof encoding")
-        return proof
+        (w,), x, a, b, z = unpack_int_lists(data, (1, None, None, None, None), NAME)
+        return cls(w, x, a, b, z)
 
 
 def _challenge(ctx: ProofContext, n: int, w: int, rho: bytes) -> list[int]:
@@ -110,11 +102,6 @@ def _challenge(ctx: ProofContext, n: int, w: int, rho: bytes) -> list[int]:
     return tr.challenge_units("y", n, ctx.level.m)
 
 
-def _crt2(xp: int, xq: int, p: int, q: int, q_inv_p: int) -> int:
-    """The x mod p·q with x ≡ xp (mod p), x ≡ xq (mod q); q_inv_p = q⁻¹ mod p."""
-    return xq + q * ((xp - xq) * q_inv_p % p)
-
-
 def prove(
     ctx: ProofContext,
     n: int,
@@ -123,21 +110,20 @@ def prove(
     rng: RandomBytes | None = None,
     *,
     rho: bytes = b"",
-) -> Proof:
+) -> ModProof:
     """Prove that N = p·q is a Paillier-Blum modulus.
 
     Raises InvalidInput on misuse: N ≠ p·q, p = q, a factor not ≡ 3 (mod 4), N below the
     level's modulus size, or factors that are not prime (detected when a root fails)."""
     if p == q or p < 3 or q < 3 or p * q != n:
-        raise InvalidInput("Π-mod witness must be distinct factors p, q with N = p·q")
+        raise InvalidInput(f"{NAME} witness must be distinct factors p, q with N = p·q")
     if p % 4 != 3 or q % 4 != 3:
-        raise InvalidInput("Π-mod witness factors must be ≡ 3 (mod 4)")
-    if n.bit_length() < ctx.level.min_modulus_bits:
-        raise InvalidInput(f"Π-mod modulus must have at least {ctx.level.min_modulus_bits} bits")
-    return _prove_unchecked(ctx, n, p, q, rng, rho=rho)
+        raise InvalidInput(f"{NAME} witness factors must be ≡ 3 (mod 4)")
+    check_moduli(NAME, ctx.level, PaillierPublicKey(n), error=InvalidInput)
+    return _prove(ctx, n, p, q, rng, rho=rho)
 
 
-def _prove_unchecked(
+def _prove(
     ctx: ProofContext,
     n: int,
     p: int,
@@ -145,9 +131,9 @@ def _prove_unchecked(
     rng: RandomBytes | None = None,
     *,
     rho: bytes = b"",
-) -> Proof:
-    """The prover's computation without the size check (tests use it to build proofs for
-    moduli the verifier must reject). Needs distinct primes p, q ≡ 3 (mod 4), N = p·q."""
+) -> ModProof:
+    """`prove` without the size check (tests use it to build proofs for moduli the verifier
+    must reject). Needs distinct primes p, q ≡ 3 (mod 4), N = p·q."""
     # CRT exponents: 4th root mod p is u^(((p+1)/4)²) for a square u (p ≡ 3 mod 4), and the
     # N-th root is y^(N⁻¹ mod (p−1)); likewise mod q.
     try:
@@ -157,7 +143,7 @@ def _prove_unchecked(
         d_q = invert(n % (q - 1), q - 1)
         q_inv_p = invert(q, p)
     except ZeroDivisionError:
-        raise InvalidInput("Π-mod witness is not a Paillier-Blum factorisation") from None
+        raise InvalidInput(f"{NAME} witness is not a Paillier-Blum factorisation") from None
 
     while True:
         w = random_unit(n, rng)
@@ -178,44 +164,40 @@ def _prove_unchecked(
         y_prime = y * w % n if b else y
         if a:
             y_prime = n - y_prime
-        x = _crt2(powmod(y_prime % p, e4_p, p), powmod(y_prime % q, e4_q, q), p, q, q_inv_p)
+        x = crt_pair(powmod(y_prime % p, e4_p, p), powmod(y_prime % q, e4_q, q), p, q, q_inv_p)
         x2 = x * x % n
         if x2 * x2 % n != y_prime:
-            raise InvalidInput("Π-mod witness is not a Paillier-Blum factorisation")
-        z = _crt2(powmod(y % p, d_p, p), powmod(y % q, d_q, q), p, q, q_inv_p)
+            raise InvalidInput(f"{NAME} witness is not a Paillier-Blum factorisation")
+        z = crt_pair(powmod(y % p, d_p, p), powmod(y % q, d_q, q), p, q, q_inv_p)
         xs.append(x)
         as_.append(a)
         bs.append(b)
         zs.append(z)
-    return Proof(w, tuple(xs), tuple(as_), tuple(bs), tuple(zs))
+    return ModProof(w, tuple(xs), tuple(as_), tuple(bs), tuple(zs))
 
 
-def verify(ctx: ProofContext, n: int, proof: Proof, *, rho: bytes = b"") -> None:
+def verify(ctx: ProofContext, n: int, proof: ModProof, *, rho: bytes = b"") -> None:
     """Check `proof` that N is a Paillier-Blum modulus. Raises InvalidProof on any failure."""
     level = ctx.level
     m = level.m
-    # The statement: size (Alpha-Rays), odd, composite.
-    require(
-        n.bit_length() >= level.min_modulus_bits,
-        f"Π-mod: N has {n.bit_length()} bits, at least {level.min_modulus_bits} required",
-    )
-    require(n % 2 == 1, "Π-mod: N is even")
-    require(not is_probable_prime(n, MR_ROUNDS), "Π-mod: N is prime")
+    # The statement: odd, the level's size (Alpha-Rays), composite.
+    check_moduli(NAME, level, PaillierPublicKey(n))
+    require(not is_probable_prime(n, MR_ROUNDS), f"{NAME}: N is prime")
 
     # Every received element: exactly m repetitions, w a unit of Jacobi symbol −1, x_i and z_i
     # units, a_i and b_i bits.
     require(
         len(proof.x) == len(proof.a) == len(proof.b) == len(proof.z) == m,
-        f"Π-mod: expected {m} repetitions",
+        f"{NAME}: expected {m} repetitions",
     )
     w = proof.w
-    require(is_unit(w, n), "Π-mod: w is not in Z*_N")
-    require(jacobi(w, n) == -1, "Π-mod: Jacobi(w | N) ≠ −1")
+    check_units(NAME, "Z*_N", n, {"w": w})
+    require(jacobi(w, n) == -1, f"{NAME}: Jacobi(w | N) ≠ −1")
+    check_units(NAME, "Z*_N", n, {f"x_{i}": x for i, x in enumerate(proof.x)})
+    check_units(NAME, "Z*_N", n, {f"z_{i}": z for i, z in enumerate(proof.z)})
     for i in range(m):
-        require(is_unit(proof.x[i], n), f"Π-mod: x_{i} is not in Z*_N")
-        require(is_unit(proof.z[i], n), f"Π-mod: z_{i} is not in Z*_N")
-        require(proof.a[i] in (0, 1), f"Π-mod: a_{i} is not a bit")
-        require(proof.b[i] in (0, 1), f"Π-mod: b_{i} is not a bit")
+        require(proof.a[i] in (0, 1), f"{NAME}: a_{i} is not a bit")
+        require(proof.b[i] in (0, 1), f"{NAME}: b_{i} is not a bit")
 
     ys = _challenge(ctx, n, w, rho)
 
@@ -226,6 +208,6 @@ def verify(ctx: ProofContext, n: int, proof: Proof, *, rho: bytes = b"") -> None
         if proof.a[i]:
             target = n - target
         x2 = x * x % n
-        require(x2 * x2 % n == target, f"Π-mod: x_{i}^4 ≠ (−1)^a_{i}·w^b_{i}·y_{i}")
+        require(x2 * x2 % n == target, f"{NAME}: x_{i}^4 ≠ (−1)^a_{i}·w^b_{i}·y_{i}")
     for i, y in enumerate(ys):
-        require(powmod(proof.z[i], n, n) == y, f"Π-mod: z_{i}^N ≠ y_{i}")
+        require(powmod(proof.z[i], n, n) == y, f"{NAME}: z_{i}^N ≠ y_{i}")

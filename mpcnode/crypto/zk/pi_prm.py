@@ -30,20 +30,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpcnode.crypto.bigint import RandomBytes, invert, is_unit, isqrt, powmod, random_below
-from mpcnode.crypto.encoding import decode_fields, encode_fields
+from mpcnode.crypto.bigint import RandomBytes, invert, isqrt, powmod, random_below
 from mpcnode.crypto.ring_pedersen import RingPedersenParams, RingPedersenSecret
-from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints, require
-from mpcnode.errors import InvalidInput, InvalidProof
+from mpcnode.crypto.zk._common import (
+    ProofContext,
+    absorb_aux,
+    check_moduli,
+    check_units,
+    crt_pair,
+    pack_int_lists,
+    require,
+    unpack_int_lists,
+)
+from mpcnode.errors import InvalidInput
 
-__all__ = ["TAG", "Proof", "prove", "verify"]
+__all__ = ["TAG", "PrmProof", "prove", "verify"]
 
 TAG = "mpc.v1.zk.prm"
 """Transcript tag of Π-prm."""
 
+NAME = "Π-prm"
+
 
 @dataclass(frozen=True)
-class Proof:
+class PrmProof:
     """The prover's message: commitments A_1..A_m and responses z_1..z_m. The statement
     (N̂, s, t) is not included."""
 
@@ -51,30 +61,22 @@ class Proof:
     z: tuple[int, ...]
 
     def encode(self) -> bytes:
-        """encode_fields([encode_ints(A), encode_ints(z)])."""
-        return encode_fields([encode_ints(self.A), encode_ints(self.z)])
+        """pack_int_lists([A, z])."""
+        return pack_int_lists([self.A, self.z])
 
     @classmethod
-    def decode(cls, data: bytes) -> Proof:
+    def decode(cls, data: bytes) -> PrmProof:
         """Inverse of `encode`; anything malformed or non-canonical raises InvalidProof.
 
         The number of repetitions is not fixed here; `verify` requires exactly level.m."""
-        try:
-            a_raw, z_raw = decode_fields(data, 2)
-        except InvalidInput as exc:
-            raise InvalidProof(f"malformed Π-prm proof: {exc}") from None
-        proof = cls(tuple(decode_ints(a_raw)), tuple(decode_ints(z_raw)))
-        require(len(proof.A) == len(proof.z), "malformed Π-prm proof: ragged lists")
-        require(proof.encode() == data, "non-canonical Π-prm proof encoding")
-        return proof
+        A, z = unpack_int_lists(data, (None, None), NAME)
+        return cls(A, z)
 
 
 def _challenge(ctx: ProofContext, params: RingPedersenParams, A: tuple[int, ...]) -> list[int]:
     """e_1..e_m: m independent bits from the transcript over (ctx, N̂, s, t, A_1..A_m)."""
     tr = ctx.transcript(TAG)
-    tr.append("N_hat", params.n)
-    tr.append("s", params.s)
-    tr.append("t", params.t)
+    absorb_aux(tr, params)
     tr.append_ints("A", list(A))
     return tr.challenge_bits("e", ctx.level.m)
 
@@ -84,11 +86,11 @@ def _factor(n: int, phi: int) -> tuple[int, int]:
     total = n - phi + 1
     disc = total * total - 4 * n
     if disc <= 0:
-        raise InvalidInput("Π-prm secret φ(N̂) does not match N̂")
+        raise InvalidInput(f"{NAME} secret φ(N̂) does not match N̂")
     root = isqrt(disc)
     p, q = (total + root) // 2, (total - root) // 2
     if root * root != disc or p * q != n or q < 2:
-        raise InvalidInput("Π-prm secret φ(N̂) does not match N̂")
+        raise InvalidInput(f"{NAME} secret φ(N̂) does not match N̂")
     return p, q
 
 
@@ -97,31 +99,28 @@ def prove(
     params: RingPedersenParams,
     secret: RingPedersenSecret,
     rng: RandomBytes | None = None,
-) -> Proof:
+) -> PrmProof:
     """Prove s ∈ ⟨t⟩ for (N̂, s, t) with the trapdoor λ (s = t^λ) and φ(N̂).
 
     Raises InvalidInput on misuse: parameters that fail `validate(level)`, a secret for other
     parameters, or a φ(N̂) that does not factor N̂. A wrong λ is not checked (the verifier
     rejects the proof)."""
-    try:
-        params.validate(ctx.level)
-    except InvalidInput as exc:
-        raise InvalidInput(f"Π-prm: {exc}") from None
+    check_moduli(NAME, ctx.level, params, error=InvalidInput)
     if secret.params != params:
-        raise InvalidInput("Π-prm secret belongs to other ring-Pedersen parameters")
-    return _prove_unchecked(ctx, params, secret.lam, secret.phi, rng)
+        raise InvalidInput(f"{NAME} secret belongs to other ring-Pedersen parameters")
+    return _prove(ctx, params, secret, rng)
 
 
-def _prove_unchecked(
+def _prove(
     ctx: ProofContext,
     params: RingPedersenParams,
-    lam: int,
-    phi: int,
+    secret: RingPedersenSecret,
     rng: RandomBytes | None = None,
-) -> Proof:
-    """The prover's computation with no statement checks (tests build proofs from wrong or
-    out-of-range witnesses with it)."""
+) -> PrmProof:
+    """`prove` without its checks: `secret` may belong to other parameters or hold a wrong λ
+    (tests build proofs from wrong or out-of-range witnesses with it)."""
     n, t = params.n, params.t
+    lam, phi = secret.lam, secret.phi
     p, q = _factor(n, phi)
     q_inv_p = invert(q, p)
     t_p, t_q = t % p, t % q
@@ -131,9 +130,7 @@ def _prove_unchecked(
         while True:
             a = random_below(phi, rng)
             # A_i = t^a_i by CRT (t^a mod p needs a mod (p − 1)).
-            A_p = powmod(t_p, a % (p - 1), p)
-            A_q = powmod(t_q, a % (q - 1), q)
-            A = A_q + q * ((A_p - A_q) * q_inv_p % p)
+            A = crt_pair(powmod(t_p, a % (p - 1), p), powmod(t_q, a % (q - 1), q), p, q, q_inv_p)
             if A != 1:  # the verifier rejects A_i = 1 (probability ~1/φ for honest a_i)
                 break
         secrets_a.append(a)
@@ -141,26 +138,23 @@ def _prove_unchecked(
     A_tuple = tuple(commitments)
     bits = _challenge(ctx, params, A_tuple)
     z = tuple((a + e * lam) % phi for a, e in zip(secrets_a, bits, strict=True))
-    return Proof(A_tuple, z)
+    return PrmProof(A_tuple, z)
 
 
-def verify(ctx: ProofContext, params: RingPedersenParams, proof: Proof) -> None:
+def verify(ctx: ProofContext, params: RingPedersenParams, proof: PrmProof) -> None:
     """Check `proof` that s ∈ ⟨t⟩ for (N̂, s, t). Raises InvalidProof on any failure."""
     level = ctx.level
     m = level.m
     n, s, t = params.n, params.s, params.t
-    try:
-        params.validate(level)
-    except InvalidInput as exc:
-        raise InvalidProof(f"Π-prm: {exc}") from None
-    require(len(proof.A) == len(proof.z) == m, f"Π-prm: expected {m} repetitions")
+    check_moduli(NAME, level, params)
+    require(len(proof.A) == len(proof.z) == m, f"{NAME}: expected {m} repetitions")
+    check_units(NAME, "Z*_N̂", n, {f"A_{i}": A for i, A in enumerate(proof.A)})
     for i in range(m):
-        require(is_unit(proof.A[i], n), f"Π-prm: A_{i} is not in Z*_N̂")
-        require(proof.A[i] != 1, f"Π-prm: A_{i} = 1")
-        require(0 <= proof.z[i] < n, f"Π-prm: z_{i} is not in [0, N̂)")
+        require(proof.A[i] != 1, f"{NAME}: A_{i} = 1")
+        require(0 <= proof.z[i] < n, f"{NAME}: z_{i} is not in [0, N̂)")
 
     bits = _challenge(ctx, params, proof.A)
 
     for i, e in enumerate(bits):
         rhs = proof.A[i] * s % n if e else proof.A[i]
-        require(powmod(t, proof.z[i], n) == rhs, f"Π-prm: t^z_{i} ≠ A_{i}·s^e_{i}")
+        require(powmod(t, proof.z[i], n) == rhs, f"{NAME}: t^z_{i} ≠ A_{i}·s^e_{i}")

@@ -18,10 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpcnode.crypto.bigint import RandomBytes
-from mpcnode.crypto.encoding import decode_fields, encode_fields
 from mpcnode.crypto.group import Group, Point
-from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints, require
-from mpcnode.errors import InvalidInput, InvalidProof
+from mpcnode.crypto.zk._common import (
+    ProofContext,
+    check_points,
+    check_scalars,
+    pack,
+    require,
+    unpack,
+)
+from mpcnode.errors import InvalidInput
 
 __all__ = [
     "TAG",
@@ -36,6 +42,9 @@ __all__ = [
 ]
 
 TAG = "mpc.v1.zk.sch"
+"""Transcript tag of Π-sch."""
+
+NAME = "Π-sch"
 
 
 @dataclass(frozen=True, repr=False)
@@ -56,11 +65,11 @@ class SchnorrProof:
     z: int
 
     def encode(self) -> bytes:
-        return encode_ints([self.z])
+        return pack([], [self.z])
 
     @classmethod
     def decode(cls, data: bytes) -> SchnorrProof:
-        (z,) = decode_ints(data, 1)
+        _, (z,) = unpack(data, 0, 1, NAME)
         return cls(z)
 
 
@@ -72,16 +81,11 @@ class SchnorrPoK:
     z: int
 
     def encode(self) -> bytes:
-        return encode_fields([self.A.encode(), encode_ints([self.z])])
+        return pack([self.A], [self.z])
 
     @classmethod
     def decode(cls, data: bytes, group: Group) -> SchnorrPoK:
-        try:
-            a_raw, z_raw = decode_fields(data, 2)
-            A = group.decode_point(a_raw)
-        except InvalidInput as exc:
-            raise InvalidProof(f"malformed Π-sch proof: {exc}") from None
-        (z,) = decode_ints(z_raw, 1)
+        (A,), (z,) = unpack(data, 1, 1, NAME, group)
         return cls(A, z)
 
 
@@ -111,12 +115,11 @@ def prove(
 ) -> SchnorrProof:
     """z = τ + e·x mod q. `extra` binds protocol values such as rid (keygen)."""
     group = tau_secret.group
-    if X.group is not group or A.group is not group:
-        raise InvalidInput("Π-sch: points from a different group")
+    check_points(NAME, {"X": X, "A": A}, group=group, error=InvalidInput)
     if X.is_identity or group.base_mul(x) != X:
-        raise InvalidInput("Π-sch: witness does not match the statement X")
+        raise InvalidInput(f"{NAME}: witness does not match the statement X")
     if group.base_mul(tau_secret.tau) != A:
-        raise InvalidInput("Π-sch: nonce does not match the commitment A")
+        raise InvalidInput(f"{NAME}: nonce does not match the commitment A")
     e = _challenge(ctx, X, A, extra)
     return SchnorrProof((tau_secret.tau + e * x) % group.order)
 
@@ -124,12 +127,10 @@ def prove(
 def verify(ctx: ProofContext, X: Point, A: Point, proof: SchnorrProof, extra: bytes = b"") -> None:
     """Accept iff X, A are non-identity points of one group, 0 <= z < q and z·G = A + e·X."""
     group = X.group
-    require(A.group is group, "Π-sch: A is in a different group")
-    require(not X.is_identity, "Π-sch: X is the identity")
-    require(not A.is_identity, "Π-sch: A is the identity")
-    require(0 <= proof.z < group.order, "Π-sch: z out of range")
+    check_points(NAME, {"X": X, "A": A}, allow_identity=False, group=group)
+    check_scalars(NAME, {"z": proof.z}, group=group)
     e = _challenge(ctx, X, A, extra)
-    require(group.base_mul(proof.z) == A + X * e, "Π-sch: z·G ≠ A + e·X")
+    require(group.base_mul(proof.z) == A + X * e, f"{NAME}: z·G ≠ A + e·X")
 
 
 def prove_simple(
@@ -145,4 +146,5 @@ def prove_simple(
 
 
 def verify_simple(ctx: ProofContext, X: Point, proof: SchnorrPoK, extra: bytes = b"") -> None:
+    """Check a one-shot Π-sch proof (`verify` with the proof's own A)."""
     verify(ctx, X, proof.A, SchnorrProof(proof.z), extra)

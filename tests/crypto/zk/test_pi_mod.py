@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pytest
 
 from mpcnode.crypto.bigint import (
     ModexpCounter,
+    crt,
     gcd,
     invert,
     is_unit,
@@ -24,38 +24,39 @@ from mpcnode.crypto.bigint import (
     powmod,
     random_unit,
 )
-from mpcnode.crypto.encoding import decode_fields, encode_fields
 from mpcnode.crypto.zk import pi_mod
-from mpcnode.crypto.zk._common import ProofContext, encode_ints
-from mpcnode.crypto.zk.pi_mod import Proof
+from mpcnode.crypto.zk._common import ProofContext
+from mpcnode.crypto.zk.pi_mod import ModProof
 from mpcnode.errors import InvalidInput, InvalidProof
-from tests.crypto.zk._moduli import (
+from tests.crypto.zk._setup import (
     CTX,
     LEVEL,
     MERSENNE_3217,
     OTHER_CONTEXTS,
     RHO,
+    Honest,
+    Keys,
     M,
-    moduli,
+    ProofSuite,
+    RhoSuite,
+    Subject,
     prime_with_residue,
+    random_jacobi,
+    replace_at,
 )
 
 
-@dataclass(frozen=True)
-class Case:
-    n: int
-    p: int
-    q: int
-    proof: Proof
-    prove_modexps: int
-
-
 @pytest.fixture(scope="module")
-def honest() -> Case:
-    mod = moduli()
-    before = ModexpCounter.count
-    proof = pi_mod.prove(CTX, mod.n, mod.p, mod.q, rho=RHO)
-    return Case(mod.n, mod.p, mod.q, proof, ModexpCounter.count - before)
+def honest(keys: Keys) -> Honest:
+    sk = keys.sk
+    return Honest.make(
+        keys,
+        lambda: pi_mod.prove(CTX, sk.n, sk.p, sk.q, rho=RHO),
+        pi_mod.verify,
+        ctx=CTX,
+        n=sk.n,
+        rho=RHO,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,15 @@ def non_blum_q() -> int:
     return prime_with_residue(LEVEL.prime_bits, 5, 8, seed=66016)
 
 
-def _verify(n: int, proof: Proof, ctx: ProofContext = CTX, rho: bytes = RHO) -> None:
-    pi_mod.verify(ctx, n, proof, rho=rho)
+@pytest.fixture(scope="module")
+def subject(honest: Honest) -> Subject:
+    return honest.subject
+
+
+class TestCommon(ProofSuite, RhoSuite):
+    PROOF = ModProof
+    N_POINTS = None
+    FIRST_EQUATION = "x_\\d+\\^4"
 
 
 # --------------------------------------------------------------------------- test-only prover
@@ -91,18 +99,9 @@ def _fourth_root(u: int, prime: int) -> int | None:
     return root
 
 
-def _crt(residues: Sequence[int], primes: Sequence[int]) -> int:
-    n = 1
-    for prime in primes:
-        n *= prime
-    return (
-        sum(r * (n // pr) * invert(n // pr, pr) for r, pr in zip(residues, primes, strict=True)) % n
-    )
-
-
 def _cheat(
     n: int, primes: Sequence[int], w: int, ctx: ProofContext = CTX, rho: bytes = RHO
-) -> tuple[Proof, int]:
+) -> tuple[ModProof, int]:
     """(proof, number of repetitions it could not answer) for N = ∏ primes and a chosen w.
 
     For each y_i it tries (a, b) = (0,0), (1,0), (0,1), (1,1) and uses the first for which
@@ -117,20 +116,20 @@ def _cheat(
             target = (-1) ** a * (w if b else 1) * y % n
             roots = [_fourth_root(target, prime) for prime in primes]
             if all(root is not None for root in roots):
-                choice = (a, b, _crt([r for r in roots if r is not None], primes))
+                choice = (a, b, crt([r for r in roots if r is not None], primes))
                 break
         if choice is None:
             unanswered += 1
             choice = (0, 0, 1)
-        zs.append(_crt([powmod(y, invert(n % (pr - 1), pr - 1), pr) for pr in primes], primes))
+        zs.append(crt([powmod(y, invert(n % (pr - 1), pr - 1), pr) for pr in primes], primes))
         as_.append(choice[0])
         bs.append(choice[1])
         xs.append(choice[2])
-    return Proof(w, tuple(xs), tuple(as_), tuple(bs), tuple(zs)), unanswered
+    return ModProof(w, tuple(xs), tuple(as_), tuple(bs), tuple(zs)), unanswered
 
 
 def _equations_hold(
-    n: int, primes: Sequence[int], proof: Proof, ctx: ProofContext = CTX, rho: bytes = RHO
+    n: int, primes: Sequence[int], proof: ModProof, ctx: ProofContext = CTX, rho: bytes = RHO
 ) -> bool:
     """Only the two equations of every repetition (what paillier-zk 0.4 checked), nothing else.
 
@@ -145,19 +144,12 @@ def _equations_hold(
     return True
 
 
-def _random_jacobi(n: int, symbol: int) -> int:
-    while True:
-        w = random_unit(n)
-        if jacobi(w, n) == symbol:
-            return w
-
-
 # --------------------------------------------------------------------------- completeness
 
 
-def test_completeness(honest: Case) -> None:
+def test_modexp_counts(honest: Honest) -> None:
     before = ModexpCounter.count
-    _verify(honest.n, honest.proof)
+    honest.subject.check()
     # 4 exponentiations mod a 1536-bit prime per repetition to prove; one N-th power mod N per
     # repetition to verify (x_i^4 is two squarings).
     assert (honest.prove_modexps, ModexpCounter.count - before) == (4 * M, M)
@@ -165,24 +157,24 @@ def test_completeness(honest: Case) -> None:
     assert len(honest.proof.x) == M == 128
 
 
-def test_proofs_are_randomised(honest: Case) -> None:
+def test_proofs_are_randomised(honest: Honest) -> None:
     again = pi_mod.prove(CTX, honest.n, honest.p, honest.q, rho=RHO)
     assert again.w != honest.proof.w and again.x != honest.proof.x
 
 
-def test_challenges_are_distinct_units(honest: Case) -> None:
+def test_challenges_are_distinct_units(honest: Honest) -> None:
     ys = pi_mod._challenge(CTX, honest.n, honest.proof.w, RHO)
     assert len(ys) == M and len(set(ys)) == M  # the Taurus bug made every y_i equal
     assert all(is_unit(y, honest.n) for y in ys)
 
 
-def test_challenge_binds_every_value(honest: Case) -> None:
+def test_challenge_binds_every_value(honest: Honest) -> None:
     # y_1..y_m change with the context, N, w and ρ (w is fixed before the y_i are known).
     n, w = honest.n, honest.proof.w
     base = pi_mod._challenge(CTX, n, w, RHO)
     variants = {
         **{f"ctx.{k}": pi_mod._challenge(c, n, w, RHO) for k, c in OTHER_CONTEXTS.items()},
-        "N": pi_mod._challenge(CTX, moduli().other_n, w, RHO),
+        "N": pi_mod._challenge(CTX, honest.keys.other_sk.n, w, RHO),
         "w": pi_mod._challenge(CTX, n, w * 4 % n, RHO),
         "rho": pi_mod._challenge(CTX, n, w, RHO[:-1]),
     }
@@ -190,63 +182,12 @@ def test_challenge_binds_every_value(honest: Case) -> None:
         assert all(y != y0 for y, y0 in zip(ys, base, strict=True)), name
 
 
-def test_prover_answers_every_symbol_class(honest: Case) -> None:
+def test_prover_answers_every_symbol_class(honest: Honest) -> None:
     # All four (a, b) combinations occur over 128 repetitions (each has probability 1/4).
     assert set(zip(honest.proof.a, honest.proof.b, strict=True)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
-# --------------------------------------------------------------------------- serialisation
-
-
-def test_encode_decode_round_trip(honest: Case) -> None:
-    data = honest.proof.encode()
-    decoded = Proof.decode(data)
-    assert decoded == honest.proof
-    assert decoded.encode() == data
-    _verify(honest.n, decoded)
-
-
-def _malformed(proof: Proof) -> dict[str, bytes]:
-    data = proof.encode()
-    parts = decode_fields(data)
-    w_ints = decode_fields(parts[0])
-    return {
-        "empty": b"",
-        "truncated": data[:-1],
-        "extra field": data + encode_fields([b""]),
-        "four lists": encode_fields(parts[:4]),
-        "ragged lists": encode_fields([parts[0], encode_ints(proof.x[:-1]), *parts[2:]]),
-        "two w": encode_fields([encode_ints([proof.w, proof.w]), *parts[1:]]),
-        "non-canonical w": encode_fields(
-            [encode_fields([b"\x00\x00" + w_ints[0][1:]]), *parts[1:]]
-        ),
-        "bad sign byte": encode_fields([encode_fields([b"\x07" + w_ints[0][1:]]), *parts[1:]]),
-    }
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "empty",
-        "truncated",
-        "extra field",
-        "four lists",
-        "ragged lists",
-        "two w",
-        "non-canonical w",
-        "bad sign byte",
-    ],
-)
-def test_decode_rejects_malformed(honest: Case, case: str) -> None:
-    with pytest.raises(InvalidProof):
-        Proof.decode(_malformed(honest.proof)[case])
-
-
 # --------------------------------------------------------------------------- tampered proof
-
-
-def _replace_at(values: tuple[int, ...], index: int, value: int) -> tuple[int, ...]:
-    return values[:index] + (value,) + values[index + 1 :]
 
 
 TAMPERINGS = {
@@ -255,47 +196,47 @@ TAMPERINGS = {
     "w plus 1": lambda c: dataclasses.replace(c.proof, w=c.proof.w + 1),
     "w = N - w": lambda c: dataclasses.replace(c.proof, w=c.n - c.proof.w),
     "x[0] plus 1": lambda c: dataclasses.replace(
-        c.proof, x=_replace_at(c.proof.x, 0, c.proof.x[0] + 1)
+        c.proof, x=replace_at(c.proof.x, 0, c.proof.x[0] + 1)
     ),
     "x[last] plus 1": lambda c: dataclasses.replace(
-        c.proof, x=_replace_at(c.proof.x, M - 1, c.proof.x[-1] + 1)
+        c.proof, x=replace_at(c.proof.x, M - 1, c.proof.x[-1] + 1)
     ),
-    "x[0] = 0": lambda c: dataclasses.replace(c.proof, x=_replace_at(c.proof.x, 0, 0)),
+    "x[0] = 0": lambda c: dataclasses.replace(c.proof, x=replace_at(c.proof.x, 0, 0)),
     "x[0] plus N": lambda c: dataclasses.replace(
-        c.proof, x=_replace_at(c.proof.x, 0, c.proof.x[0] + c.n)
+        c.proof, x=replace_at(c.proof.x, 0, c.proof.x[0] + c.n)
     ),
     "a[0] flipped": lambda c: dataclasses.replace(
-        c.proof, a=_replace_at(c.proof.a, 0, 1 - c.proof.a[0])
+        c.proof, a=replace_at(c.proof.a, 0, 1 - c.proof.a[0])
     ),
     "a[last] flipped": lambda c: dataclasses.replace(
-        c.proof, a=_replace_at(c.proof.a, M - 1, 1 - c.proof.a[-1])
+        c.proof, a=replace_at(c.proof.a, M - 1, 1 - c.proof.a[-1])
     ),
     # A non-bit that a sloppy verifier would read as 1, where the honest bit is 1.
     "a[first one] = 2": lambda c: dataclasses.replace(
-        c.proof, a=_replace_at(c.proof.a, c.proof.a.index(1), 2)
+        c.proof, a=replace_at(c.proof.a, c.proof.a.index(1), 2)
     ),
     "b[0] flipped": lambda c: dataclasses.replace(
-        c.proof, b=_replace_at(c.proof.b, 0, 1 - c.proof.b[0])
+        c.proof, b=replace_at(c.proof.b, 0, 1 - c.proof.b[0])
     ),
     "b[first one] = -1": lambda c: dataclasses.replace(
-        c.proof, b=_replace_at(c.proof.b, c.proof.b.index(1), -1)
+        c.proof, b=replace_at(c.proof.b, c.proof.b.index(1), -1)
     ),
     "b[first one] = 3": lambda c: dataclasses.replace(
-        c.proof, b=_replace_at(c.proof.b, c.proof.b.index(1), 3)
+        c.proof, b=replace_at(c.proof.b, c.proof.b.index(1), 3)
     ),
     "z[0] plus 1": lambda c: dataclasses.replace(
-        c.proof, z=_replace_at(c.proof.z, 0, c.proof.z[0] + 1)
+        c.proof, z=replace_at(c.proof.z, 0, c.proof.z[0] + 1)
     ),
     "z[0] plus N": lambda c: dataclasses.replace(
-        c.proof, z=_replace_at(c.proof.z, 0, c.proof.z[0] + c.n)
+        c.proof, z=replace_at(c.proof.z, 0, c.proof.z[0] + c.n)
     ),
     "z[0] = p (not a unit)": lambda c: dataclasses.replace(
-        c.proof, z=_replace_at(c.proof.z, 0, c.p)
+        c.proof, z=replace_at(c.proof.z, 0, c.p)
     ),
     "x, z swapped at 0": lambda c: dataclasses.replace(
         c.proof,
-        x=_replace_at(c.proof.x, 0, c.proof.z[0]),
-        z=_replace_at(c.proof.z, 0, c.proof.x[0]),
+        x=replace_at(c.proof.x, 0, c.proof.z[0]),
+        z=replace_at(c.proof.z, 0, c.proof.x[0]),
     ),
     "repetitions 0 and 1 swapped": lambda c: dataclasses.replace(
         c.proof,
@@ -308,60 +249,48 @@ TAMPERINGS = {
 
 
 @pytest.mark.parametrize("name", list(TAMPERINGS))
-def test_tampered_proof_field_rejected(honest: Case, name: str) -> None:
+def test_tampered_proof_field_rejected(honest: Honest, name: str) -> None:
     tampered = TAMPERINGS[name](honest)
     assert tampered != honest.proof
     with pytest.raises(InvalidProof):
-        _verify(honest.n, tampered)
+        honest.subject.check(tampered)
 
 
 def test_every_field_is_covered_by_a_tampering() -> None:
-    fields = [f.name for f in dataclasses.fields(Proof)]
+    fields = [f.name for f in dataclasses.fields(ModProof)]
     assert fields == ["w", "x", "a", "b", "z"]
     for field in fields:
         assert any(name.startswith(field) for name in TAMPERINGS), field
 
 
 @pytest.mark.parametrize("count", [M - 1, M + 1, 0])
-def test_wrong_number_of_repetitions_rejected(honest: Case, count: int) -> None:
+def test_wrong_number_of_repetitions_rejected(honest: Honest, count: int) -> None:
     def resize(values: tuple[int, ...]) -> tuple[int, ...]:
         return (values + values)[:count]
 
     p = honest.proof
-    short = Proof(p.w, resize(p.x), resize(p.a), resize(p.b), resize(p.z))
+    short = ModProof(p.w, resize(p.x), resize(p.a), resize(p.b), resize(p.z))
     with pytest.raises(InvalidProof, match="repetitions"):
-        _verify(honest.n, short)
+        honest.subject.check(short)
 
 
 # --------------------------------------------------------------------------- statement, context
 
 
-def test_other_modulus_rejected(honest: Case) -> None:
+def test_other_modulus_rejected(honest: Honest) -> None:
     with pytest.raises(InvalidProof):
-        _verify(moduli().other_n, honest.proof)
+        honest.subject.check(n=honest.keys.other_sk.n)
 
 
-def test_modulus_plus_two_rejected(honest: Case) -> None:
+def test_modulus_plus_two_rejected(honest: Honest) -> None:
     with pytest.raises(InvalidProof):
-        _verify(honest.n + 2, honest.proof)
-
-
-@pytest.mark.parametrize("rho", [b"", b"\x01" + RHO[1:], RHO + b"\x00"])
-def test_other_rho_rejected(honest: Case, rho: bytes) -> None:
-    with pytest.raises(InvalidProof):
-        _verify(honest.n, honest.proof, rho=rho)
-
-
-@pytest.mark.parametrize("field", list(OTHER_CONTEXTS))
-def test_other_context_rejected(honest: Case, field: str) -> None:
-    with pytest.raises(InvalidProof):
-        _verify(honest.n, honest.proof, ctx=OTHER_CONTEXTS[field])
+        honest.subject.check(n=honest.n + 2)
 
 
 # --------------------------------------------------------------------------- false statements
 
 
-def test_prime_modulus_rejected_at_the_composite_check() -> None:
+def test_prime_modulus_rejected_at_the_composite_check(subject: Subject) -> None:
     # N = 2^3217 − 1 is prime and ≡ 3 (mod 4): every unit has an N-th root (z = y, as
     # N ≡ 1 mod N − 1) and ±y is a square, so a cheater answers EVERY repetition and the
     # equations all hold. Only "N is composite" stops it.
@@ -372,31 +301,33 @@ def test_prime_modulus_rejected_at_the_composite_check() -> None:
     assert _equations_hold(n, [n], proof)
     assert all(is_unit(x, n) for x in proof.x) and all(is_unit(z, n) for z in proof.z)
     with pytest.raises(InvalidProof, match="N is prime"):
-        _verify(n, proof)
+        subject.check(proof, n=n)
 
 
-def test_non_blum_modulus_refused_by_prover(non_blum_q: int) -> None:
-    p = moduli().p
+def test_non_blum_modulus_refused_by_prover(keys: Keys, non_blum_q: int) -> None:
+    p = keys.sk.p
     with pytest.raises(InvalidInput, match="3 \\(mod 4\\)"):
         pi_mod.prove(CTX, p * non_blum_q, p, non_blum_q, rho=RHO)
 
 
-def test_non_blum_modulus_cannot_be_proved(non_blum_q: int) -> None:
+def test_non_blum_modulus_cannot_be_proved(subject: Subject, keys: Keys, non_blum_q: int) -> None:
     # N = p·q′ with q′ ≡ 5 (mod 8): Z*_N modulo 4th powers has 8 classes, and ±1, ±w reach
     # at most 4 of them, so about half of the y_i have no answer for any w (here Jacobi −1).
-    p = moduli().p
+    p = keys.sk.p
     n = p * non_blum_q
-    proof, unanswered = _cheat(n, [p, non_blum_q], _random_jacobi(n, -1))
+    proof, unanswered = _cheat(n, [p, non_blum_q], random_jacobi(n, -1))
     assert M // 8 < unanswered < M - M // 8
     with pytest.raises(InvalidProof, match="x_\\d+\\^4"):
-        _verify(n, proof)
+        subject.check(proof, n=n)
 
 
-def test_cve_2025_66016_w_sharing_a_factor_with_n(non_blum_q: int) -> None:
+def test_cve_2025_66016_w_sharing_a_factor_with_n(
+    subject: Subject, keys: Keys, non_blum_q: int
+) -> None:
     # The exploitable form of CVE-2025-66016: w ≡ 0 (mod q′). Then (−1)^a·w·y_i ≡ 0 (mod q′)
     # has the 4th root 0 there for EVERY y_i, and a square root mod p for a = 0 or 1, so a
     # cheater answers all repetitions for a non-Blum N; Jacobi(w | N) = 0, not −1.
-    p = moduli().p
+    p = keys.sk.p
     n = p * non_blum_q
     w = non_blum_q * random_unit(p) % n
     assert jacobi(w, n) == 0 and gcd(w, n) == non_blum_q
@@ -405,12 +336,12 @@ def test_cve_2025_66016_w_sharing_a_factor_with_n(non_blum_q: int) -> None:
     assert _equations_hold(
         n, [p, non_blum_q], proof
     )  # a verifier checking only the equations would accept
-    with pytest.raises(InvalidProof, match="w is not in Z\\*_N"):
-        _verify(n, proof)
+    with pytest.raises(InvalidProof, match="w ∉ Z\\*_N"):
+        subject.check(proof, n=n)
 
 
 @pytest.mark.parametrize("sign", [1, -1], ids=["w=r^2", "w=-r^2"])
-def test_cve_2025_66016_w_with_jacobi_plus_one(honest: Case, sign: int) -> None:
+def test_cve_2025_66016_w_with_jacobi_plus_one(honest: Honest, sign: int) -> None:
     # A unit w of Jacobi symbol +1 on a Blum N is ±(a square): ±1 and ±w then reach only the
     # two classes of y with equal Legendre symbols, so the cheater cannot answer the others
     # (about half). A proof whose w has Jacobi +1 is rejected before any equation is looked at.
@@ -420,50 +351,49 @@ def test_cve_2025_66016_w_with_jacobi_plus_one(honest: Case, sign: int) -> None:
     proof, unanswered = _cheat(honest.n, [honest.p, honest.q], w)
     assert M // 8 < unanswered < M - M // 8
     with pytest.raises(InvalidProof, match="Jacobi"):
-        _verify(honest.n, proof)
+        honest.subject.check(proof)
 
 
-def test_jacobi_check_precedes_the_equations(honest: Case) -> None:
+def test_jacobi_check_precedes_the_equations(honest: Honest) -> None:
     # The honest proof with w times a Jacobi −1 unit: w is still a unit, its symbol is +1.
-    w_plus = honest.proof.w * _random_jacobi(honest.n, -1) % honest.n
+    w_plus = honest.proof.w * random_jacobi(honest.n, -1) % honest.n
     assert jacobi(w_plus, honest.n) == 1 and is_unit(w_plus, honest.n)
     with pytest.raises(InvalidProof, match="Jacobi"):
-        _verify(honest.n, dataclasses.replace(honest.proof, w=w_plus))
+        honest.subject.check(dataclasses.replace(honest.proof, w=w_plus))
 
 
-def test_even_modulus_rejected(honest: Case) -> None:
-    with pytest.raises(InvalidProof, match="even"):
-        _verify(2 * honest.n, honest.proof)
+def test_even_modulus_rejected(honest: Honest) -> None:
+    with pytest.raises(InvalidProof, match="odd"):
+        honest.subject.check(n=2 * honest.n)
 
 
-def test_too_small_modulus_refused_and_rejected() -> None:
-    mod = moduli()
+def test_too_small_modulus_refused_and_rejected(subject: Subject, keys: Keys) -> None:
+    small = keys.small_sk
     with pytest.raises(InvalidInput, match="bits"):
-        pi_mod.prove(CTX, mod.small_n, mod.small_p, mod.small_q, rho=RHO)
+        pi_mod.prove(CTX, small.n, small.p, small.q, rho=RHO)
     # The unchecked prover makes a proof whose equations all hold: only the size check stops it.
-    proof = pi_mod._prove_unchecked(CTX, mod.small_n, mod.small_p, mod.small_q, rho=RHO)
-    assert _equations_hold(mod.small_n, [mod.small_p, mod.small_q], proof)
+    proof = pi_mod._prove(CTX, small.n, small.p, small.q, rho=RHO)
+    assert _equations_hold(small.n, [small.p, small.q], proof)
     with pytest.raises(InvalidProof, match="2048 bits, at least 3071"):
-        _verify(mod.small_n, proof)
+        subject.check(proof, n=small.n)
 
 
 # --------------------------------------------------------------------------- prover misuse
 
 
-def test_prover_refuses_wrong_factorisation(honest: Case) -> None:
+def test_prover_refuses_wrong_factorisation(honest: Honest) -> None:
     with pytest.raises(InvalidInput):
-        pi_mod.prove(CTX, honest.n, honest.p, moduli().other_q, rho=RHO)
+        pi_mod.prove(CTX, honest.n, honest.p, honest.keys.other_sk.q, rho=RHO)
     with pytest.raises(InvalidInput):
         pi_mod.prove(CTX, honest.p * honest.p, honest.p, honest.p, rho=RHO)
 
 
-def test_prover_refuses_composite_factors() -> None:
+def test_prover_refuses_composite_factors(keys: Keys) -> None:
     # A "factor" 3·p1·p2 ≡ 3 (mod 4) that is not prime: the CRT roots come out wrong, the
     # prover notices (x_i^4 ≠ y′_i) and refuses, without naming the factors.
-    mod = moduli()
-    fake_p = 3 * mod.small_p * mod.small_q
+    fake_p = 3 * keys.small_sk.p * keys.small_sk.q
     assert fake_p % 4 == 3
-    n = fake_p * mod.p
+    n = fake_p * keys.sk.p
     with pytest.raises(InvalidInput) as info:
-        pi_mod.prove(CTX, n, fake_p, mod.p, rho=RHO)
-    assert str(mod.p) not in str(info.value) and str(fake_p) not in str(info.value)
+        pi_mod.prove(CTX, n, fake_p, keys.sk.p, rho=RHO)
+    assert str(keys.sk.p) not in str(info.value) and str(fake_p) not in str(info.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import pytest
 
@@ -11,7 +10,17 @@ from mpcnode.crypto.group import ED25519, SECP256K1, Group, Point
 from mpcnode.crypto.zk import pi_sch
 from mpcnode.crypto.zk.pi_sch import SchnorrPoK, SchnorrProof
 from mpcnode.errors import InvalidInput, InvalidProof
-from tests.crypto.zk._paillier_setup import CTX, OTHER_CONTEXTS
+from tests.crypto.zk._setup import (
+    CTX,
+    OTHER_CONTEXTS,
+    ProofFieldSuite,
+    ProofSuite,
+    StatementSuite,
+    Subject,
+    malformed_encodings,
+    malformed_names,
+    round_trip,
+)
 
 GROUPS = [SECP256K1, ED25519]
 RID = b"\x17" * 32
@@ -36,8 +45,18 @@ def case(request: pytest.FixtureRequest) -> Case:
     return Case(group, x, X, A, proof)
 
 
-def test_completeness(case: Case) -> None:
-    pi_sch.verify(CTX, case.X, case.A, case.proof, extra=RID)
+@pytest.fixture(scope="module")
+def subject(case: Case) -> Subject:
+    return Subject(case.proof, pi_sch.verify, {"ctx": CTX, "X": case.X, "A": case.A, "extra": RID})
+
+
+class TestCommon(ProofSuite, ProofFieldSuite, StatementSuite):
+    PROOF = SchnorrProof
+    FIRST_EQUATION = "z·G ≠ A"
+    STATEMENT = ("X", "A", "extra")
+
+
+def test_response_is_reduced(case: Case) -> None:
     assert 0 <= case.proof.z < case.group.order
 
 
@@ -47,66 +66,24 @@ def test_commit_repr_hides_nonce(case: Case) -> None:
     assert "redacted" in repr(tau)
 
 
-def test_encoding_round_trip(case: Case) -> None:
-    decoded = SchnorrProof.decode(case.proof.encode())
-    assert decoded == case.proof
-    pi_sch.verify(CTX, case.X, case.A, decoded, extra=RID)
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"", b"\x00\x00\x00\x01\x02", b"\x00\x00\x00\x01\x00\x00\x00\x00\x01\x00", b"\x00\x00"],
-    ids=["empty", "bad-sign", "two-fields", "truncated"],
-)
-def test_decode_rejects_malformed(data: bytes) -> None:
-    with pytest.raises(InvalidProof):
-        SchnorrProof.decode(data)
-
-
-@pytest.mark.parametrize("delta", [1, -1], ids=["z+1", "z-1"])
-def test_tampered_response(case: Case, delta: int) -> None:
-    bad = SchnorrProof((case.proof.z + delta) % case.group.order)
-    with pytest.raises(InvalidProof):
-        pi_sch.verify(CTX, case.X, case.A, bad, extra=RID)
-
-
 @pytest.mark.parametrize("shift", [1, -1], ids=["z+q", "z-q"])
-def test_unreduced_response_rejected(case: Case, shift: int) -> None:
+def test_unreduced_response_rejected(case: Case, subject: Subject, shift: int) -> None:
     """z ± q satisfies the equation (points reduce mod q) but is outside [0, q)."""
-    bad = SchnorrProof(case.proof.z + shift * case.group.order)
-    with pytest.raises(InvalidProof, match="z out of range"):
-        pi_sch.verify(CTX, case.X, case.A, bad, extra=RID)
-
-
-def test_tampered_statement_X(case: Case) -> None:
-    with pytest.raises(InvalidProof):
-        pi_sch.verify(CTX, case.X + case.group.generator(), case.A, case.proof, extra=RID)
-
-
-def test_tampered_commitment_A(case: Case) -> None:
-    with pytest.raises(InvalidProof):
-        pi_sch.verify(CTX, case.X, case.A + case.group.generator(), case.proof, extra=RID)
+    with pytest.raises(InvalidProof, match="z not in"):
+        subject.check(SchnorrProof(case.proof.z + shift * case.group.order))
 
 
 @pytest.mark.parametrize("extra", [b"", b"\x17" * 31, b"\x18" + b"\x17" * 31])
-def test_other_extra_rejected(case: Case, extra: bytes) -> None:
+def test_other_extra_rejected(subject: Subject, extra: bytes) -> None:
     """The proof is bound to rid."""
     with pytest.raises(InvalidProof):
-        pi_sch.verify(CTX, case.X, case.A, case.proof, extra=extra)
+        subject.check(extra=extra)
 
 
-@pytest.mark.parametrize("which", sorted(OTHER_CONTEXTS))
-def test_other_context(case: Case, which: str) -> None:
-    with pytest.raises(InvalidProof):
-        pi_sch.verify(OTHER_CONTEXTS[which], case.X, case.A, case.proof, extra=RID)
-
-
-def test_identity_rejected(case: Case) -> None:
-    ident = case.group.identity()
-    with pytest.raises(InvalidProof, match="X is the identity"):
-        pi_sch.verify(CTX, ident, case.A, case.proof, extra=RID)
-    with pytest.raises(InvalidProof, match="A is the identity"):
-        pi_sch.verify(CTX, case.X, ident, case.proof, extra=RID)
+@pytest.mark.parametrize("name", ["X", "A"])
+def test_identity_rejected(case: Case, subject: Subject, name: str) -> None:
+    with pytest.raises(InvalidProof, match=f"{name} is the identity"):
+        subject.check(**{name: case.group.identity()})
 
 
 def test_identity_statement_with_forged_proof_rejected(case: Case) -> None:
@@ -117,19 +94,19 @@ def test_identity_statement_with_forged_proof_rejected(case: Case) -> None:
         pi_sch.verify(CTX, ident, case.group.base_mul(z), SchnorrProof(z), extra=RID)
 
 
-def test_mixed_groups_rejected(case: Case) -> None:
+def test_mixed_groups_rejected(case: Case, subject: Subject) -> None:
     other = ED25519 if case.group is SECP256K1 else SECP256K1
-    with pytest.raises(InvalidProof, match="different group"):
-        pi_sch.verify(CTX, case.X, other.generator(), case.proof, extra=RID)
+    with pytest.raises(InvalidProof, match=f"A is not a {case.group.name} point"):
+        subject.check(A=other.generator())
 
 
-def test_false_statement_rejected(case: Case) -> None:
+def test_false_statement_rejected(case: Case, subject: Subject) -> None:
     """A prover who does not know log X: z computed with a wrong x (prover check bypassed)."""
     tau, A = pi_sch.commit(case.group)
     e = pi_sch._challenge(CTX, case.X, A, RID)
     z = (tau.tau + e * (case.x + 1)) % case.group.order
     with pytest.raises(InvalidProof):
-        pi_sch.verify(CTX, case.X, A, SchnorrProof(z), extra=RID)
+        subject.check(SchnorrProof(z), A=A)
 
 
 def test_prover_refuses_wrong_witness_or_nonce(case: Case) -> None:
@@ -145,8 +122,7 @@ def test_prover_refuses_wrong_witness_or_nonce(case: Case) -> None:
 def test_one_shot(case: Case) -> None:
     pok = pi_sch.prove_simple(CTX, case.X, case.x, extra=RID)
     pi_sch.verify_simple(CTX, case.X, pok, extra=RID)
-    decoded = SchnorrPoK.decode(pok.encode(), case.group)
-    assert decoded == pok
+    decoded = round_trip(pok, lambda data: SchnorrPoK.decode(data, case.group))
     pi_sch.verify_simple(CTX, case.X, decoded, extra=RID)
     for bad in (
         dataclasses.replace(pok, z=(pok.z + 1) % case.group.order),
@@ -158,12 +134,8 @@ def test_one_shot(case: Case) -> None:
         pi_sch.verify_simple(OTHER_CONTEXTS["sid"], case.X, pok, extra=RID)
 
 
-@pytest.mark.parametrize(
-    "mangle",
-    [lambda d: d[:-1], lambda d: b"", lambda d: d[:4] + b"\xff" * (len(d) - 4)],
-    ids=["truncated", "empty", "bad-point"],
-)
-def test_one_shot_decode_rejects_malformed(case: Case, mangle: Callable[[bytes], bytes]) -> None:
+@pytest.mark.parametrize("name", malformed_names(1))
+def test_one_shot_decode_rejects_malformed(case: Case, name: str) -> None:
     pok = pi_sch.prove_simple(CTX, case.X, case.x)
     with pytest.raises(InvalidProof):
-        SchnorrPoK.decode(mangle(pok.encode()), case.group)
+        SchnorrPoK.decode(malformed_encodings(pok.encode(), 1)[name], case.group)
