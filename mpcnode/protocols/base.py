@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -156,6 +156,22 @@ class Session(ABC, Generic[T]):
         if missing:
             raise ProtocolAborted(f"missing round messages from parties {missing}")
         return found
+
+    def only(
+        self, messages: Sequence[Incoming], expected: Sequence[int], *, broadcast: bool
+    ) -> dict[int, bytes]:
+        """`by_sender` for a round whose messages are all of one kind; another kind is a fault."""
+        stray = sorted({m.sender for m in messages if m.broadcast != broadcast})
+        if stray:
+            kind = "point-to-point" if broadcast else "broadcast"
+            raise ProtocolAborted(f"unexpected {kind} message", stray)
+        return self.by_sender(messages, expected, broadcast=broadcast)
+
+    def raise_faults(self, faults: Mapping[int, str]) -> None:
+        """Abort naming every party in `faults` (party -> what it did wrong), if any."""
+        if faults:
+            detail = "; ".join(f"party {p}: {why}" for p, why in sorted(faults.items()))
+            raise ProtocolAborted(f"invalid {self.protocol} message ({detail})", faults)
 
     @abstractmethod
     def _start(self) -> list[Outgoing]: ...

@@ -284,27 +284,9 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
             return self._after_round3(messages)
         raise InternalBug(f"unexpected round {self.round}")
 
-    def _broadcasts_only(self, messages: Sequence[Incoming]) -> dict[int, bytes]:
-        stray = sorted({m.sender for m in messages if not m.broadcast})
-        if stray:
-            raise ProtocolAborted("unexpected point-to-point message", stray)
-        return self.by_sender(messages, self._others, broadcast=True)
-
-    def _p2p_only(self, messages: Sequence[Incoming]) -> dict[int, bytes]:
-        stray = sorted({m.sender for m in messages if m.broadcast})
-        if stray:
-            raise ProtocolAborted("unexpected broadcast message", stray)
-        return self.by_sender(messages, self._others, broadcast=False)
-
-    @staticmethod
-    def _raise_faults(faults: dict[int, str]) -> None:
-        if faults:
-            detail = "; ".join(f"party {p}: {why}" for p, why in sorted(faults.items()))
-            raise ProtocolAborted(f"invalid aux-info message ({detail})", faults)
-
     def _after_round1(self, messages: Sequence[Incoming]) -> list[Outgoing]:
-        received = self._broadcasts_only(messages)
-        self._raise_faults(
+        received = self.only(messages, self._others, broadcast=True)
+        self.raise_faults(
             {p: "malformed commitment" for p, v in received.items() if len(v) != _DIGEST_SIZE}
         )
         self._commitments.update(received)
@@ -348,7 +330,7 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
         return None
 
     def _after_round2(self, messages: Sequence[Incoming]) -> list[Outgoing]:
-        received = self._broadcasts_only(messages)
+        received = self.only(messages, self._others, broadcast=True)
         parsed: dict[int, tuple[bytes, bytes]] = {}
         faults: dict[int, str] = {}
         for sender, payload in received.items():
@@ -361,7 +343,7 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
                 faults[sender] = "malformed echo"
                 continue
             parsed[sender] = (echo, raw)
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         if any(echo != self._echo for echo, _ in parsed.values()):
             # The relay may have shown different commitments to different parties: no culprit.
             raise ProtocolAborted("round-1 commitments differ between parties")
@@ -369,7 +351,7 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
             fault = self._check_decommitment(sender, parsed[sender][1])
             if fault is not None:
                 faults[sender] = fault
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         sk = self._secret_key
         ctx = self._ctx(self.party)
         psi = pi_mod.prove(ctx, sk.n, sk.p, sk.q, self._rng, rho=self._rho).encode()
@@ -382,7 +364,7 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
         return out
 
     def _after_round3(self, messages: Sequence[Incoming]) -> list[Outgoing]:
-        received = self._p2p_only(messages)
+        received = self.only(messages, self._others, broadcast=False)
         faults: dict[int, str] = {}
         for sender in sorted(received):
             try:
@@ -402,7 +384,7 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
                 pi_fac.verify(ctx, n_j, self._ring, proof, rho=self._rho)
             except InvalidProof as exc:
                 faults[sender] = f"invalid Π-fac proof: {exc}"
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         public = AuxInfoPublic(
             self.parties,
             tuple(self._paillier[p] for p in self.parties),

@@ -239,26 +239,14 @@ class FrostDkgSession(Session[KeyShare]):
             return self._after_round4(messages)
         raise InternalBug(f"unexpected round {self.round}")
 
-    def _broadcasts_only(self, messages: Sequence[Incoming]) -> dict[int, bytes]:
-        stray = sorted({m.sender for m in messages if not m.broadcast})
-        if stray:
-            raise ProtocolAborted("unexpected point-to-point message", stray)
-        return self.by_sender(messages, self._others, broadcast=True)
-
-    @staticmethod
-    def _raise_faults(faults: dict[int, str]) -> None:
-        if faults:
-            detail = "; ".join(f"party {p}: {why}" for p, why in sorted(faults.items()))
-            raise ProtocolAborted(f"invalid DKG message ({detail})", faults)
-
     def _after_round1(self, messages: Sequence[Incoming]) -> list[Outgoing]:
-        packages = self._broadcasts_only(messages)
+        packages = self.only(messages, self._others, broadcast=True)
         faults = {}
         for sender, payload in packages.items():
             fault = self._check_round1(sender, payload)
             if fault is not None:
                 faults[sender] = fault
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         self._echo = hashlib.sha256(
             encode_fields(
                 [_ECHO_TAG, self.eid]
@@ -278,7 +266,7 @@ class FrostDkgSession(Session[KeyShare]):
         echoes = self.by_sender(messages, self._others, broadcast=True)
         shares = self.by_sender(messages, self._others, broadcast=False)
         faults = {p: "malformed echo" for p, e in echoes.items() if len(e) != _DIGEST_SIZE}
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         differing = [p for p, e in echoes.items() if e != self._echo]
         if differing:
             # The relay may have shown different broadcasts to different parties: no culprit.
@@ -295,7 +283,7 @@ class FrostDkgSession(Session[KeyShare]):
                 faults[sender] = "secret share does not match its commitments"
                 continue
             received[sender] = share
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         own, self._own_share = self._own_share, None
         if own is None:
             raise InternalBug("own share already used")
@@ -307,14 +295,14 @@ class FrostDkgSession(Session[KeyShare]):
         return [Outgoing(3, BROADCAST, contribution)]
 
     def _after_round3(self, messages: Sequence[Incoming]) -> list[Outgoing]:
-        reveals = self._broadcasts_only(messages)
+        reveals = self.only(messages, self._others, broadcast=True)
         faults = {
             p: "chain-code reveal does not match its commitment"
             for p, cc in reveals.items()
             if len(cc) != CHAIN_CODE_SIZE
             or chain_code_commitment(self.eid, p, cc) != self._cc_commitments[p]
         }
-        self._raise_faults(faults)
+        self.raise_faults(faults)
         own, self._chain_contribution = self._chain_contribution, None
         if own is None or self._public_key is None or self._secret_share is None:
             raise InternalBug("DKG state missing in round 3")
@@ -340,7 +328,7 @@ class FrostDkgSession(Session[KeyShare]):
         return [Outgoing(4, BROADCAST, self._confirmation)]
 
     def _after_round4(self, messages: Sequence[Incoming]) -> list[Outgoing]:
-        confirmations = self._broadcasts_only(messages)
+        confirmations = self.only(messages, self._others, broadcast=True)
         differing = [p for p, c in confirmations.items() if c != self._confirmation]
         if differing:
             raise ProtocolAborted("key confirmation differs", differing)
