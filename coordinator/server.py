@@ -116,7 +116,7 @@ class SessionTranscript:
     rounds: list[list[Envelope]] = field(default_factory=list)
 
     def from_round(self, number: int) -> list[Envelope]:
-        return [e for e in self.rounds[number - 1]]
+        return list(self.rounds[number - 1])
 
 
 def key_info(record: Any) -> Any:

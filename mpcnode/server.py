@@ -104,7 +104,6 @@ class LiveSession:
     confirmations_delivered: bool = False
     own_confirmation: envelope_pb2.Envelope | None = None
     generation: int = 0
-    scheme: str = "ed25519"
 
 
 SessionFactory = Callable[..., Session[Any]]
@@ -189,9 +188,7 @@ class NodeService:
             session = self.dkg_factory(
                 party=self.party, parties=parties, threshold=threshold, eid=eid, scheme=req.scheme
             )
-            live = LiveSession(
-                protocol, session, key_id, parties, trio.current_time(), scheme=req.scheme
-            )
+            live = LiveSession(protocol, session, key_id, parties, trio.current_time())
         elif protocol == "frost-sign":
             message = bytes(req.message)
             if len(message) > MAX_MESSAGE_BYTES:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from mpcnode.protocols.base import execution_id  # noqa: E402
+from mpcnode.protocols.base import Incoming, execution_id  # noqa: E402
 from mpcnode.protocols.frost.dkg import FrostDkgSession  # noqa: E402
 from mpcnode.protocols.frost.sign import FrostAggregator, FrostSignSession  # noqa: E402
 from mpcnode.protocols.simulation import run_sessions  # noqa: E402
@@ -69,8 +69,6 @@ def bench_in_process(count: int) -> dict[str, float]:
         for p in sessions:
             aggregator.add_commitment(p, commitments[p])
         for p, s in sessions.items():
-            from mpcnode.protocols.base import Incoming
-
             incoming = [Incoming(1, q, True, commitments[q]) for q in signers if q != p]
             aggregator.add_share(p, s.receive(incoming)[0].payload)
         signature = aggregator.signature()

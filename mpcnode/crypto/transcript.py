@@ -121,8 +121,7 @@ class Transcript:
     def challenge_signed(self, label: str, bound: int) -> int:
         """Uniform in I(bound) = [-floor(bound/2), floor(bound/2)]."""
         h = bound // 2
-        value = self.challenge_below(label, 2 * h + 1) - h
-        return value
+        return self.challenge_below(label, 2 * h + 1) - h
 
     def challenge_scalar(self, label: str, order: int) -> int:
         """Uniform in Z_order."""
