@@ -51,21 +51,100 @@ class ListKeysResponse(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ...) -> None: ...
 
 class SignRequest(_message.Message):
-    __slots__ = ("key_id", "message")
+    __slots__ = ("key_id", "message", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     message: bytes
-    def __init__(self, key_id: _Optional[str] = ..., message: _Optional[bytes] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class SignResponse(_message.Message):
-    __slots__ = ("key_id", "signature", "public_key", "signers")
+    __slots__ = ("key_id", "signature", "public_key", "signers", "scheme", "signature_der", "recovery_id", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_DER_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     signature: bytes
     public_key: bytes
     signers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., signers: _Optional[_Iterable[str]] = ...) -> None: ...
+    scheme: str
+    signature_der: bytes
+    recovery_id: int
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., signers: _Optional[_Iterable[str]] = ..., scheme: _Optional[str] = ..., signature_der: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class StartAuxInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetOperationRequest(_message.Message):
+    __slots__ = ("operation_id",)
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    def __init__(self, operation_id: _Optional[str] = ...) -> None: ...
+
+class Operation(_message.Message):
+    __slots__ = ("operation_id", "kind", "state", "stage", "round", "rounds", "error", "culprits", "primes_ready")
+    class PrimesReadyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CULPRITS_FIELD_NUMBER: _ClassVar[int]
+    PRIMES_READY_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    kind: str
+    state: str
+    stage: str
+    round: int
+    rounds: int
+    error: str
+    culprits: _containers.RepeatedScalarFieldContainer[str]
+    primes_ready: _containers.ScalarMap[str, int]
+    def __init__(self, operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., stage: _Optional[str] = ..., round: _Optional[int] = ..., rounds: _Optional[int] = ..., error: _Optional[str] = ..., culprits: _Optional[_Iterable[str]] = ..., primes_ready: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class PresignStatusRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class PresignStatusResponse(_message.Message):
+    __slots__ = ("key_id", "target", "pools")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    target: int
+    pools: _containers.RepeatedCompositeFieldContainer[PresignPool]
+    def __init__(self, key_id: _Optional[str] = ..., target: _Optional[int] = ..., pools: _Optional[_Iterable[_Union[PresignPool, _Mapping]]] = ...) -> None: ...
+
+class PresignPool(_message.Message):
+    __slots__ = ("signers", "ready", "in_flight", "made", "used")
+    SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MADE_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    signers: _containers.RepeatedScalarFieldContainer[str]
+    ready: int
+    in_flight: int
+    made: int
+    used: int
+    def __init__(self, signers: _Optional[_Iterable[str]] = ..., ready: _Optional[int] = ..., in_flight: _Optional[int] = ..., made: _Optional[int] = ..., used: _Optional[int] = ...) -> None: ...

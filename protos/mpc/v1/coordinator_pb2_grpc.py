@@ -55,6 +55,21 @@ class CoordinatorStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.SignRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.SignResponse.FromString,
                 _registered_method=True)
+        self.StartAuxInfo = channel.unary_unary(
+                '/mpc.v1.Coordinator/StartAuxInfo',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.StartAuxInfoRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.Operation.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/mpc.v1.Coordinator/GetOperation',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.Operation.FromString,
+                _registered_method=True)
+        self.PresignStatus = channel.unary_unary(
+                '/mpc.v1.Coordinator/PresignStatus',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -85,6 +100,26 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartAuxInfo(self, request, context):
+        """CGGMP aux-info (Paillier keys, ring-Pedersen parameters) for the committee: long-running,
+        started once and followed with GetOperation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PresignStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +142,21 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.Sign,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.SignRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.SignResponse.SerializeToString,
+            ),
+            'StartAuxInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartAuxInfo,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.StartAuxInfoRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.Operation.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetOperationRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.Operation.SerializeToString,
+            ),
+            'PresignStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresignStatus,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +268,87 @@ class Coordinator:
             '/mpc.v1.Coordinator/Sign',
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.SignRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.SignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartAuxInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/StartAuxInfo',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.StartAuxInfoRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/GetOperation',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetOperationRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresignStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/PresignStatus',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,3 +82,65 @@ class IdentityResponse(_message.Message):
     signing_key: bytes
     box_key: bytes
     def __init__(self, party: _Optional[int] = ..., name: _Optional[str] = ..., signing_key: _Optional[bytes] = ..., box_key: _Optional[bytes] = ...) -> None: ...
+
+class PartialSignRequest(_message.Message):
+    __slots__ = ("key_id", "presignature_id", "request_id", "signers", "message")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    presignature_id: bytes
+    request_id: bytes
+    signers: _containers.RepeatedScalarFieldContainer[int]
+    message: bytes
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[bytes] = ..., request_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ...) -> None: ...
+
+class PartialSignResponse(_message.Message):
+    __slots__ = ("party", "sigma", "presignature_public")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    party: int
+    sigma: bytes
+    presignature_public: bytes
+    def __init__(self, party: _Optional[int] = ..., sigma: _Optional[bytes] = ..., presignature_public: _Optional[bytes] = ...) -> None: ...
+
+class AuxInfoStatusRequest(_message.Message):
+    __slots__ = ("parties",)
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    parties: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, parties: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class AuxInfoStatusResponse(_message.Message):
+    __slots__ = ("ready", "primes_ready", "primes_needed")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    PRIMES_READY_FIELD_NUMBER: _ClassVar[int]
+    PRIMES_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    primes_ready: int
+    primes_needed: int
+    def __init__(self, ready: _Optional[bool] = ..., primes_ready: _Optional[int] = ..., primes_needed: _Optional[int] = ...) -> None: ...
+
+class ListPresignaturesRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class ListPresignaturesResponse(_message.Message):
+    __slots__ = ("presignatures",)
+    PRESIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    presignatures: _containers.RepeatedCompositeFieldContainer[PresignatureEntry]
+    def __init__(self, presignatures: _Optional[_Iterable[_Union[PresignatureEntry, _Mapping]]] = ...) -> None: ...
+
+class PresignatureEntry(_message.Message):
+    __slots__ = ("presignature_id", "signers", "generation")
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    presignature_id: bytes
+    signers: _containers.RepeatedScalarFieldContainer[int]
+    generation: int
+    def __init__(self, presignature_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...

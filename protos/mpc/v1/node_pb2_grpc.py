@@ -69,6 +69,21 @@ class NodeStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.IdentityRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.IdentityResponse.FromString,
                 _registered_method=True)
+        self.PartialSign = channel.unary_unary(
+                '/mpc.v1.Node/PartialSign',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.PartialSignRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.PartialSignResponse.FromString,
+                _registered_method=True)
+        self.AuxInfoStatus = channel.unary_unary(
+                '/mpc.v1.Node/AuxInfoStatus',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.AuxInfoStatusRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.AuxInfoStatusResponse.FromString,
+                _registered_method=True)
+        self.ListPresignatures = channel.unary_unary(
+                '/mpc.v1.Node/ListPresignatures',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -114,6 +129,27 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PartialSign(self, request, context):
+        """CGGMP ECDSA: one partial signature from a stored presignature (consumed durably first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuxInfoStatus(self, request, context):
+        """Whether this node holds aux-info for a committee, and how many safe primes are ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPresignatures(self, request, context):
+        """Presignatures this node holds unconsumed for a key (the coordinator rebuilds its pool).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +182,21 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.Identity,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.IdentityRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.IdentityResponse.SerializeToString,
+            ),
+            'PartialSign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PartialSign,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.PartialSignRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.PartialSignResponse.SerializeToString,
+            ),
+            'AuxInfoStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuxInfoStatus,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.AuxInfoStatusRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.AuxInfoStatusResponse.SerializeToString,
+            ),
+            'ListPresignatures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPresignatures,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +365,87 @@ class Node:
             '/mpc.v1.Node/Identity',
             protos_dot_mpc_dot_v1_dot_node__pb2.IdentityRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_node__pb2.IdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PartialSign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/PartialSign',
+            protos_dot_mpc_dot_v1_dot_node__pb2.PartialSignRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.PartialSignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuxInfoStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/AuxInfoStatus',
+            protos_dot_mpc_dot_v1_dot_node__pb2.AuxInfoStatusRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.AuxInfoStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPresignatures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/ListPresignatures',
+            protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesResponse.FromString,
             options,
             channel_credentials,
             insecure,
