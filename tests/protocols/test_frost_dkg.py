@@ -207,7 +207,6 @@ def test_secrets_dropped_and_reprs_clean() -> None:
         (1, [1, 2, 2, 3], 2, b"e", "ed25519"),
         (1, [0, 1, 2], 2, b"e", "ed25519"),
         (1, PARTIES, 3, b"", "ed25519"),
-        (1, PARTIES, 3, b"e", "secp256k1"),  # FROST over secp256k1 is not implemented
         (1, PARTIES, 3, b"e", "rsa"),
     ],
 )
