@@ -240,6 +240,36 @@ def paillier_holds(pk: PaillierPublicKey, z1: int, z2: int, first: int, ct: int,
     return pk.encrypt_with(z1, z2) == first * powmod(ct, e, n2) % n2
 
 
+def affine_holds(
+    pk: PaillierPublicKey,
+    sk: PaillierSecretKey | None,
+    C: int,
+    D: int,
+    A: int,
+    z1: int,
+    z2: int,
+    w: int,
+    e: int,
+) -> bool:
+    """(z₁ ⊙ C) ⊕ enc_N(z₂; w) = A ⊕ (e ⊙ D) under N; C, D, A, w must already be units.
+
+    With `sk`, the verifier's own key for N, both sides are compared mod p² and mod q²
+    (equal mod N² iff equal mod both), exponents reduced mod φ(p²) = p(p-1): about a third of
+    the work of computing mod N².
+    """
+    if sk is None:
+        return pk.add(pk.mul(z1, C), pk.encrypt_with(z2, w)) == pk.add(A, pk.mul(e, D))
+    n = pk.n
+    g_part = 1 + (z2 % n) * n  # (1 + N)^z₂ mod N²
+    for prime in (sk.p, sk.q):
+        m = prime * prime
+        phi = prime * (prime - 1)
+        lhs = powmod(C % m, z1 % phi, m) * (g_part % m) % m * powmod(w % m, n % phi, m) % m
+        if lhs != A * powmod(D % m, e % phi, m) % m:
+            return False
+    return True
+
+
 def pedersen_holds(aux: RingPedersenParams, z1: int, z3: int, first: int, S: int, e: int) -> bool:
     """s^z₁·t^z₃ ≡ first·S^e (mod N̂)."""
     return aux.commit(z1, z3) == first * powmod(S, e, aux.n) % aux.n

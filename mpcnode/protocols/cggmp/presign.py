@@ -588,7 +588,16 @@ class _PresignRounds(Session[T], Generic[T]):
             return f"invalid Π-elog proof for Γ_j: {exc}"
         try:
             pi_aff_g.verify(
-                self._ctx(sender, "psi"), pk_i, pk_j, K_i, m.D, m.F, m.Gamma, own_rp, m.psi
+                self._ctx(sender, "psi"),
+                pk_i,
+                pk_j,
+                K_i,
+                m.D,
+                m.F,
+                m.Gamma,
+                own_rp,
+                m.psi,
+                sk_j=self._sk,
             )
             pi_aff_g.verify(
                 self._ctx(sender, "psi_hat"),
@@ -600,6 +609,7 @@ class _PresignRounds(Session[T], Generic[T]):
                 self._X_prime[sender],
                 own_rp,
                 m.psi_hat,
+                sk_j=self._sk,
             )
         except InvalidProof as exc:
             return f"invalid Π-aff-g proof: {exc}"

@@ -456,3 +456,37 @@ def test_proof_encoding_is_public_only(s: Setup) -> None:
     for secret in (s.x, s.y, s.rho, s.rho_y):
         digits = abs(secret).to_bytes((abs(secret).bit_length() + 7) // 8, "big")
         assert digits not in data
+
+
+# --------------------------------------------------------------------------- verifier's CRT path
+
+
+def _verify_crt(s: Setup, proof: AffGProof, **statement: Any) -> None:
+    args = {"C": s.C, "D": s.D, "Y": s.Y, "X": s.X, **statement}
+    verify(
+        CTX, s.pk_j, s.pk_i, args["C"], args["D"], args["Y"], args["X"], s.aux, proof, sk_j=s.sk_j
+    )
+
+
+def test_crt_verification_accepts_the_honest_proof(s: Setup) -> None:
+    _verify_crt(s, s.proof)
+
+
+@pytest.mark.parametrize("name", ["A", "z1", "z2", "w"])
+def test_crt_verification_rejects_what_the_plain_one_rejects(s: Setup, name: str) -> None:
+    tampered = replace(s.proof, **{name: _bump(s, name)})
+    with pytest.raises(InvalidProof, match="equation on N_j"):
+        _verify_crt(s, tampered)
+
+
+@pytest.mark.parametrize("off", [1, -1, CURVE.order])
+def test_crt_verification_rejects_d_off_by_anything(s: Setup, off: int) -> None:
+    D_other = s.pk_j.add(s.pk_j.mul(s.x + off, s.C), s.pk_j.encrypt_with(s.y, s.rho))
+    proof = prove(CTX, s.pk_j, s.pk_i, s.C, D_other, s.Y, s.X, s.x, s.y, s.rho, s.rho_y, s.aux)
+    with pytest.raises(InvalidProof, match="equation on N_j"):
+        _verify_crt(s, proof, D=D_other)
+
+
+def test_crt_verification_refuses_a_foreign_secret_key(s: Setup) -> None:
+    with pytest.raises(InvalidInput):
+        verify(CTX, s.pk_j, s.pk_i, s.C, s.D, s.Y, s.X, s.aux, s.proof, sk_j=s.sk_i)
