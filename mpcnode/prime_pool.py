@@ -17,19 +17,16 @@ p̂, q̂ for the ring-Pedersen modulus), and one takes a few seconds of CPU. The
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 import trio
 
 from mpcnode.crypto.primes import DEFAULT_BITS, check_safe_prime, generate_safe_prime, is_test_prime
-from mpcnode.errors import InternalBug, InvalidInput, MpcError
+from mpcnode.errors import InvalidInput, MpcError
 from mpcnode.storage import KeyStore
+from mpcnode.workers import WorkerPool
 
 __all__ = [
     "WORKER_NICENESS",
@@ -151,9 +148,6 @@ class PrimePool:
 
 # --------------------------------------------------------------------------- worker process
 
-_executor: ProcessPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
 
 def _worker_init() -> None:
     """Runs once in each new worker process: lowest priority, and SCHED_IDLE where the OS
@@ -166,26 +160,8 @@ def _worker_init() -> None:
             pass  # not permitted here; the nice value still applies
 
 
-def _get_executor() -> ProcessPoolExecutor:
-    """The worker pool, created on first use. "spawn": forking a process that runs grpc
-    threads is unsafe, and a spawned worker imports only what the job needs."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ProcessPoolExecutor(
-                max_workers=WORKER_PROCESSES,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-            )
-        return _executor
-
-
-def _discard_broken(executor: ProcessPoolExecutor) -> None:
-    global _executor
-    with _executor_lock:
-        if _executor is executor:
-            _executor = None
-    executor.shutdown(wait=False, cancel_futures=True)
+_pool = WorkerPool("prime", WORKER_PROCESSES, _worker_init)
+"""The idle-priority pool, started on first use ("spawn", see mpcnode/workers.py)."""
 
 
 async def run_in_worker(fn: Callable[..., _T], *args: object) -> _T:
@@ -194,34 +170,9 @@ async def run_in_worker(fn: Callable[..., _T], *args: object) -> _T:
     `fn` and `args` must pickle (a module-level function, plain values). The wait uses a
     done-callback, not a blocked thread. On cancellation a job that has not started is
     dropped; one already running finishes in the worker and its result is discarded.
+    An exception raised by `fn` is re-raised here with its type and attributes.
     """
-    executor = _get_executor()
-    try:
-        future: Future[_T] = executor.submit(fn, *args)
-    except BrokenProcessPool:
-        _discard_broken(executor)
-        executor = _get_executor()
-        future = executor.submit(fn, *args)
-    token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-
-    def wake(_: Future[_T]) -> None:
-        try:
-            token.run_sync_soon(done.set)
-        except trio.RunFinishedError:
-            pass  # the trio run that waited is gone; nobody needs the result
-
-    future.add_done_callback(wake)
-    try:
-        await done.wait()
-    except BaseException:
-        future.cancel()
-        raise
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        _discard_broken(executor)
-        raise InternalBug("the prime worker process exited unexpectedly") from None
+    return await _pool.run(fn, *args)
 
 
 async def generate_in_worker(bits: int = DEFAULT_BITS) -> int:
@@ -235,11 +186,7 @@ def shutdown_workers() -> None:
     Queued jobs are cancelled; a prime being generated is finished first (seconds at most),
     so from trio call it as ``await trio.to_thread.run_sync(shutdown_workers)``.
     """
-    global _executor
-    with _executor_lock:
-        executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown(wait=True, cancel_futures=True)
+    _pool.shutdown()
 
 
 def terminate_workers() -> None:
@@ -248,12 +195,4 @@ def terminate_workers() -> None:
     `ProcessPoolExecutor` has no public way to stop a running job before Python 3.14, so this
     kills its processes directly, then shuts the executor down without waiting.
     """
-    global _executor
-    with _executor_lock:
-        executor, _executor = _executor, None
-    if executor is None:
-        return
-    processes = getattr(executor, "_processes", None) or {}
-    for process in list(processes.values()):
-        process.kill()
-    executor.shutdown(wait=False, cancel_futures=True)
+    _pool.terminate()

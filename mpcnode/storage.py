@@ -36,7 +36,10 @@ __all__ = [
     "DB_NAME",
     "DEFAULT_TENANT",
     "KEK_ENV",
+    "ConsumedPresignature",
     "KeyStore",
+    "PresignatureInfo",
+    "PresignatureUsed",
     "StoredKey",
     "create_kek_file",
     "load_kek",
@@ -239,6 +242,46 @@ class StoredKey:
             f"StoredKey(key_id={self.key_id!r}, tenant={self.tenant!r}, scheme={self.scheme!r}, "
             f"generation={self.generation}, status={self.status!r}, secret=<redacted>)"
         )
+
+
+class PresignatureUsed(InvalidInput):
+    """The presignature was already consumed for another request: it can never sign again."""
+
+
+@dataclass(frozen=True, repr=False)
+class ConsumedPresignature:
+    """A presignature this node has durably marked consumed for one request.
+
+    On the first consume (and on a resend of the same request before `record_partial`),
+    `secret` holds the opened secret record and `cached_sigma` is None. Once σ_i has been
+    recorded, the secret record is erased and a resend gets `secret` None and `cached_sigma`
+    set: exactly one of them is not None. `repr` shows neither.
+    """
+
+    presignature_id: bytes
+    key_id: str
+    generation: int
+    signers: tuple[int, ...]
+    public: bytes
+    secret: bytes | None
+    cached_sigma: bytes | None
+
+    def __repr__(self) -> str:
+        return (
+            f"ConsumedPresignature(presignature_id={self.presignature_id.hex()}, "
+            f"key_id={self.key_id!r}, generation={self.generation}, "
+            f"signers={list(self.signers)}, secret=<redacted>, "
+            f"cached_sigma={'<redacted>' if self.cached_sigma is not None else None})"
+        )
+
+
+@dataclass(frozen=True)
+class PresignatureInfo:
+    """Public description of one available presignature (no secret)."""
+
+    presignature_id: bytes
+    signers: tuple[int, ...]
+    generation: int
 
 
 _SCHEMA = """
@@ -775,3 +818,412 @@ class KeyStore:
                 .fetchone()
             )
         return int(row[0])
+
+    # ======================================================================= CGGMP aux-info
+    # and presignatures
+    #
+    # Aux-info (the node's Paillier and ring-Pedersen secrets plus every party's public
+    # parameters) belongs to the node, not to a tenant: it is sealed under a node-level data
+    # key (meta row "aux_info_key", wrapped by the KEK) with an AAD binding node name,
+    # "aux-info" and the committee. Presignatures belong to their key's tenant: the secret
+    # record is sealed under the tenant data key with an AAD binding node name, key id,
+    # generation, presignature id, signer set and the public part, so a sealed record moved
+    # to another row (or a row whose public part was edited) does not open. A presignature
+    # row references its key generation with ON DELETE CASCADE: whatever erases a key
+    # generation (activate of a reshared generation, retire, delete_tenant) erases its
+    # presignatures in the same transaction.
+
+    _AUX_INFO_TAG = b"mpc.v1.aux-info"
+    _AUX_INFO_KEY_TAG = b"mpc.v1.aux-info-key"
+    _AUX_INFO_KEY_NAME = "aux_info_key"
+    _PRESIGNATURE_TAG = b"mpc.v1.presignature"
+    _PRESIGNATURE_SIGMA_TAG = b"mpc.v1.presignature-sigma"
+    _PRESIGNATURE_ID_MAX = 256
+    _REQUEST_HASH_MAX = 256
+    _CGGMP_SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS aux_info ("
+        " committee  TEXT PRIMARY KEY,"
+        " sealed     BLOB NOT NULL,"
+        " updated_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS presignatures ("
+        " seq             INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " presignature_id BLOB NOT NULL UNIQUE,"
+        " key_id          TEXT NOT NULL,"
+        " generation      INTEGER NOT NULL,"
+        " signers         TEXT NOT NULL,"
+        " public          BLOB NOT NULL,"
+        " sealed_secret   BLOB,"
+        " state           TEXT NOT NULL CHECK (state IN ('available', 'consumed')),"
+        " consumed_by     BLOB,"
+        " sealed_sigma    BLOB,"
+        " created_at      INTEGER NOT NULL,"
+        " consumed_at     INTEGER,"
+        " CHECK ((state = 'available') = (consumed_by IS NULL)),"
+        " CHECK (sealed_secret IS NOT NULL OR sealed_sigma IS NOT NULL),"
+        " FOREIGN KEY (key_id, generation) REFERENCES keys(key_id, generation)"
+        " ON DELETE CASCADE)",
+        "CREATE INDEX IF NOT EXISTS presignatures_key"
+        " ON presignatures(key_id, generation, state, signers)",
+    )
+    _cggmp_ready = False
+
+    def _cggmp_ensure(self) -> None:
+        """Create the aux-info and presignature tables on first use (own transaction)."""
+        if self._cggmp_ready:
+            return
+        with self._write() as conn:
+            for statement in self._CGGMP_SCHEMA:
+                conn.execute(statement)
+        self._cggmp_ready = True
+
+    @staticmethod
+    def _party_set(value: object, what: str) -> tuple[int, ...]:
+        """A set of party indices as a sorted tuple: non-empty, distinct, in [1, 2^32)."""
+        if not isinstance(value, tuple | list) or not value:
+            raise InvalidInput(f"{what} must be a non-empty tuple of party indices")
+        for p in value:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 < p < 1 << 32:
+                raise InvalidInput(f"{what} must hold party indices in [1, 2^32)")
+        ordered = tuple(sorted(value))
+        if len(set(ordered)) != len(ordered):
+            raise InvalidInput(f"{what} holds a party index twice")
+        return ordered
+
+    @staticmethod
+    def _party_text(parties: tuple[int, ...]) -> str:
+        return ",".join(str(p) for p in parties)
+
+    @staticmethod
+    def _id_bytes(value: object, what: str, limit: int) -> bytes:
+        if not isinstance(value, bytes) or not 0 < len(value) <= limit:
+            raise InvalidInput(f"{what} must be 1 to {limit} bytes")
+        return value
+
+    # -- aux-info
+
+    def _aux_info_key(self, conn: sqlite3.Connection, *, create: bool) -> bytes | None:
+        """Unwrap the node-level aux-info data key; with `create`, make one on first use."""
+        aad = encode_fields([self._AUX_INFO_KEY_TAG, self._node.encode(), b"aux-info"])
+        row = conn.execute(
+            "SELECT value FROM meta WHERE name = ?", (self._AUX_INFO_KEY_NAME,)
+        ).fetchone()
+        if row is None:
+            if not create:
+                return None
+            data_key = AESGCM.generate_key(bit_length=256)
+            conn.execute(
+                "INSERT INTO meta(name, value) VALUES (?, ?)",
+                (self._AUX_INFO_KEY_NAME, _seal(self._kek, data_key, aad)),
+            )
+            return data_key
+        try:
+            return _open(self._kek, bytes(row[0]), aad)
+        except InvalidTag:
+            raise InvalidInput(
+                "aux-info data key failed authentication (wrong KEK or tampered record)"
+            ) from None
+
+    def _aux_info_aad(self, committee: str) -> bytes:
+        return encode_fields(
+            [self._AUX_INFO_TAG, self._node.encode(), b"aux-info", committee.encode()]
+        )
+
+    def put_aux_info(self, committee: tuple[int, ...], blob: bytes) -> None:
+        """Seal and store this node's aux-info for `committee`, replacing an older one, durably.
+
+        `committee` is a set of party indices (stored sorted); `blob` is `AuxInfo.encode()`.
+        """
+        name = self._party_text(self._party_set(committee, "committee"))
+        if not isinstance(blob, bytes) or not blob:
+            raise InvalidInput("aux-info must be non-empty bytes")
+        self._cggmp_ensure()
+        with self._write() as conn:
+            data_key = self._aux_info_key(conn, create=True)
+            if data_key is None:
+                raise InternalBug("aux-info data key was not created")
+            conn.execute(
+                "INSERT INTO aux_info(committee, sealed, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(committee) DO UPDATE"
+                " SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                (name, _seal(data_key, blob, self._aux_info_aad(name)), int(time.time())),
+            )
+
+    def get_aux_info(self, committee: tuple[int, ...]) -> bytes | None:
+        """The opened aux-info of `committee`, or None if none is stored.
+
+        Raises InvalidInput when the record does not authenticate (tampered or moved).
+        """
+        name = self._party_text(self._party_set(committee, "committee"))
+        self._cggmp_ensure()
+        with self._lock:
+            conn = self._db()
+            row = conn.execute(
+                "SELECT sealed FROM aux_info WHERE committee = ?", (name,)
+            ).fetchone()
+            if row is None:
+                return None
+            data_key = self._aux_info_key(conn, create=False)
+        if data_key is None:
+            raise InvalidInput("aux-info records exist but the aux-info data key is missing")
+        try:
+            return _open(data_key, bytes(row[0]), self._aux_info_aad(name))
+        except InvalidTag:
+            raise InvalidInput(
+                f"aux-info record of committee {name} failed authentication"
+            ) from None
+
+    # -- presignatures
+
+    def _presignature_aad(
+        self, key_id: str, generation: int, presignature_id: bytes, signers: str, public: bytes
+    ) -> bytes:
+        return encode_fields(
+            [
+                self._PRESIGNATURE_TAG,
+                self._node.encode(),
+                key_id.encode(),
+                encode_uint(generation),
+                presignature_id,
+                signers.encode(),
+                public,
+            ]
+        )
+
+    def _sigma_aad(
+        self, key_id: str, generation: int, presignature_id: bytes, request_hash: bytes
+    ) -> bytes:
+        return encode_fields(
+            [
+                self._PRESIGNATURE_SIGMA_TAG,
+                self._node.encode(),
+                key_id.encode(),
+                encode_uint(generation),
+                presignature_id,
+                request_hash,
+            ]
+        )
+
+    def _presignature_data_key(
+        self, conn: sqlite3.Connection, key_id: str, generation: int
+    ) -> bytes:
+        """The data key of the tenant that owns (key_id, generation)."""
+        row = conn.execute(
+            "SELECT tenant FROM keys WHERE key_id = ? AND generation = ?", (key_id, generation)
+        ).fetchone()
+        if row is None:
+            raise KeyNotFound(f"key {key_id!r} generation {generation} is not stored")
+        data_key = self._tenant_key(conn, row[0], create=False)
+        if data_key is None:
+            raise InvalidInput(f"tenant {row[0]!r} has no data key (deleted)")
+        return data_key
+
+    def put_presignature(
+        self,
+        presignature_id: bytes,
+        key_id: str,
+        generation: int,
+        signers: tuple[int, ...],
+        public: bytes,
+        secret: bytes,
+    ) -> None:
+        """Store a fresh presignature of an active key generation as available, durably.
+
+        `signers` is stored sorted. Refuses an id already stored (in any state), an unknown
+        or not yet active key generation (KeyNotFound / InvalidInput).
+        """
+        pid = self._id_bytes(presignature_id, "presignature id", self._PRESIGNATURE_ID_MAX)
+        _check_name(key_id, "key id")
+        _check_generation(generation)
+        signer_text = self._party_text(self._party_set(signers, "signers"))
+        if not isinstance(public, bytes) or not isinstance(secret, bytes) or not secret:
+            raise InvalidInput("public and secret must be bytes (secret non-empty)")
+        self._cggmp_ensure()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT status FROM keys WHERE key_id = ? AND generation = ?", (key_id, generation)
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"key {key_id!r} generation {generation} is not stored")
+            if row[0] != "active":
+                raise InvalidInput(f"key {key_id!r} generation {generation} is not active")
+            if conn.execute(
+                "SELECT 1 FROM presignatures WHERE presignature_id = ?", (pid,)
+            ).fetchone():
+                raise InvalidInput(f"presignature {pid.hex()} is already stored")
+            data_key = self._presignature_data_key(conn, key_id, generation)
+            sealed = _seal(
+                data_key,
+                secret,
+                self._presignature_aad(key_id, generation, pid, signer_text, public),
+            )
+            conn.execute(
+                "INSERT INTO presignatures(presignature_id, key_id, generation, signers, public,"
+                " sealed_secret, state, consumed_by, sealed_sigma, created_at, consumed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'available', NULL, NULL, ?, NULL)",
+                (pid, key_id, generation, signer_text, public, sealed, int(time.time())),
+            )
+
+    def consume_presignature(
+        self, presignature_id: bytes, key_id: str, request_hash: bytes
+    ) -> ConsumedPresignature:
+        """Mark a presignature consumed by `request_hash` and open it, durably, atomically.
+
+        One write transaction does the compare-and-set available -> consumed; it is on disk
+        before this returns, so a crash afterwards cannot make the presignature available
+        again. The same `request_hash` again (a resend) returns it again, with the cached
+        σ_i once `record_partial` ran. Raises KeyNotFound for an unknown id, InvalidInput if
+        it belongs to another key, and PresignatureUsed if another request consumed it.
+        """
+        pid = self._id_bytes(presignature_id, "presignature id", self._PRESIGNATURE_ID_MAX)
+        _check_name(key_id, "key id")
+        request = self._id_bytes(request_hash, "request hash", self._REQUEST_HASH_MAX)
+        self._cggmp_ensure()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT key_id, generation, signers, public, sealed_secret, state, consumed_by,"
+                " sealed_sigma FROM presignatures WHERE presignature_id = ?",
+                (pid,),
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"no presignature {pid.hex()}")
+            row_key, generation, signer_text, public, sealed, state, consumed_by, sealed_sigma = row
+            if row_key != key_id:
+                raise InvalidInput(f"presignature {pid.hex()} belongs to another key")
+            if state == "consumed" and bytes(consumed_by) != request:
+                raise PresignatureUsed(
+                    f"presignature {pid.hex()} was already used for another request"
+                )
+            if state == "available":
+                cur = conn.execute(
+                    "UPDATE presignatures SET state = 'consumed', consumed_by = ?,"
+                    " consumed_at = ? WHERE presignature_id = ? AND state = 'available'",
+                    (request, int(time.time()), pid),
+                )
+                if cur.rowcount != 1:
+                    raise InternalBug("presignature state changed inside its transaction")
+            data_key = self._presignature_data_key(conn, key_id, generation)
+            secret: bytes | None = None
+            sigma: bytes | None = None
+            try:
+                if sealed is not None:
+                    secret = _open(
+                        data_key,
+                        bytes(sealed),
+                        self._presignature_aad(key_id, generation, pid, signer_text, bytes(public)),
+                    )
+                if sealed_sigma is not None:
+                    sigma = _open(
+                        data_key,
+                        bytes(sealed_sigma),
+                        self._sigma_aad(key_id, generation, pid, request),
+                    )
+            except InvalidTag:
+                raise InvalidInput(
+                    f"presignature record {pid.hex()} failed authentication"
+                ) from None
+            return ConsumedPresignature(
+                presignature_id=pid,
+                key_id=key_id,
+                generation=generation,
+                signers=tuple(int(p) for p in signer_text.split(",")),
+                public=bytes(public),
+                secret=secret,
+                cached_sigma=sigma,
+            )
+
+    def record_partial(self, presignature_id: bytes, sigma: bytes) -> None:
+        """Cache σ_i of a consumed presignature (for resends) and erase its secret record.
+
+        Call after `consume_presignature` and before σ_i leaves the node; durable on return.
+        Recording the same σ_i again is a no-op; a different one is refused (InvalidInput).
+        """
+        pid = self._id_bytes(presignature_id, "presignature id", self._PRESIGNATURE_ID_MAX)
+        if not isinstance(sigma, bytes) or not sigma:
+            raise InvalidInput("sigma must be non-empty bytes")
+        self._cggmp_ensure()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT key_id, generation, state, consumed_by, sealed_sigma FROM presignatures"
+                " WHERE presignature_id = ?",
+                (pid,),
+            ).fetchone()
+            if row is None:
+                raise KeyNotFound(f"no presignature {pid.hex()}")
+            key_id, generation, state, consumed_by, sealed_sigma = row
+            if state != "consumed":
+                raise InvalidInput(f"presignature {pid.hex()} has not been consumed")
+            data_key = self._presignature_data_key(conn, key_id, generation)
+            aad = self._sigma_aad(key_id, generation, pid, bytes(consumed_by))
+            if sealed_sigma is not None:
+                try:
+                    recorded = _open(data_key, bytes(sealed_sigma), aad)
+                except InvalidTag:
+                    raise InvalidInput(
+                        f"presignature record {pid.hex()} failed authentication"
+                    ) from None
+                if recorded != sigma:
+                    raise InvalidInput(
+                        f"presignature {pid.hex()} already has another partial signature"
+                    )
+                return
+            conn.execute(
+                "UPDATE presignatures SET sealed_sigma = ?, sealed_secret = NULL"
+                " WHERE presignature_id = ?",
+                (_seal(data_key, sigma, aad), pid),
+            )
+
+    def list_presignatures(self, key_id: str) -> list[PresignatureInfo]:
+        """The available presignatures of `key_id`, oldest first."""
+        _check_name(key_id, "key id")
+        self._cggmp_ensure()
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT presignature_id, signers, generation FROM presignatures"
+                    " WHERE key_id = ? AND state = 'available' ORDER BY seq",
+                    (key_id,),
+                )
+                .fetchall()
+            )
+        return [
+            PresignatureInfo(bytes(pid), tuple(int(p) for p in signers.split(",")), generation)
+            for pid, signers, generation in rows
+        ]
+
+    def count_presignatures(self, key_id: str, signers: tuple[int, ...]) -> int:
+        """How many available presignatures `key_id` has for exactly this signer set."""
+        _check_name(key_id, "key id")
+        signer_text = self._party_text(self._party_set(signers, "signers"))
+        self._cggmp_ensure()
+        with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT COUNT(*) FROM presignatures"
+                    " WHERE key_id = ? AND signers = ? AND state = 'available'",
+                    (key_id, signer_text),
+                )
+                .fetchone()
+            )
+        return int(row[0])
+
+    def drop_presignatures(self, key_id: str, below_generation: int | None = None) -> int:
+        """Erase presignatures of `key_id` (all, or those of generations below
+        `below_generation`), available and consumed alike; returns how many rows went.
+
+        Erasing a consumed row is safe: a later consume of its id finds nothing (KeyNotFound).
+        """
+        _check_name(key_id, "key id")
+        if below_generation is not None:
+            _check_generation(below_generation)
+        self._cggmp_ensure()
+        with self._write() as conn:
+            if below_generation is None:
+                cur = conn.execute("DELETE FROM presignatures WHERE key_id = ?", (key_id,))
+            else:
+                cur = conn.execute(
+                    "DELETE FROM presignatures WHERE key_id = ? AND generation < ?",
+                    (key_id, below_generation),
+                )
+            return cur.rowcount

@@ -160,6 +160,10 @@ class Ed25519Group(Group):
     point_size = 32
     scalar_size = 32
 
+    def __reduce__(self) -> str:
+        # Groups are singletons compared by identity: unpickle to the module's instance.
+        return "ED25519"
+
     def _wrap(self, raw: bytes) -> Point:
         return Point(self, None if raw == _ED25519_IDENTITY else bytes(raw))
 
@@ -208,6 +212,10 @@ class Secp256k1Group(Group):
     field_prime = 2**256 - 2**32 - 977
     point_size = 33
     scalar_size = 32
+
+    def __reduce__(self) -> str:
+        # Groups are singletons compared by identity: unpickle to the module's instance.
+        return "SECP256K1"
 
     def base_mul(self, k: int) -> Point:
         k %= self.order

@@ -256,3 +256,17 @@ def test_random_scalar_in_range() -> None:
         values = {group.random_scalar() for _ in range(20)}
         assert len(values) == 20
         assert all(0 < v < group.order for v in values)
+
+
+def test_groups_and_points_survive_pickling_as_the_same_group() -> None:
+    """Sessions travel to worker processes by pickle; points compare groups by identity."""
+    import pickle
+
+    from mpcnode.crypto.group import ED25519, SECP256K1
+
+    for group in (ED25519, SECP256K1):
+        assert pickle.loads(pickle.dumps(group)) is group
+        point = group.base_mul(7)
+        again = pickle.loads(pickle.dumps(point))
+        assert again == point and again.group is group
+        assert again + point == group.base_mul(14)
