@@ -4,6 +4,7 @@ Usage (through `scripts/cluster`):
 
     cluster up|down [--purge]|status|kill-node I|start-node I
             [--dir DIR] [--base-port P] [--nodes N] [--timeout S]
+            [--prime-pool N] [--test-primes FILE]     (up only; --test-primes is TEST ONLY)
 
 The directory (default ./.cluster, mode 0700) holds everything a cluster needs:
 
@@ -234,10 +235,16 @@ class Cluster:
         base_port: int | None = None,
         nodes: int | None = None,
         prime_pool: int = DEFAULT_PRIME_POOL,
+        test_primes: str | os.PathLike[str] | None = None,
     ) -> None:
         self.directory = Path(directory).absolute()
         self.prime_pool = prime_pool
         """Safe primes each node keeps ready (written into node.json when the cluster is made)."""
+        self.test_primes = Path(test_primes).absolute() if test_primes is not None else None
+        """TEST ONLY: a public safe-prime fixture every node tops its prime pool up from at
+        startup (node.json gets allow_test_primes and test_primes_file)."""
+        if self.test_primes is not None and not self.test_primes.is_file():
+            raise ClusterError(f"--test-primes: {self.test_primes} is not a file")
         saved = self._saved_layout()
         if saved is not None:
             for what, given, have in (
@@ -473,6 +480,7 @@ class Cluster:
                 "allowed_clients": [COORDINATOR],
                 "prime_pool_target": self.prime_pool,
             }
+            config.update(self._test_prime_settings())
             _write_json(node.config, config)
         Roster(entries).save(self.roster_file)
         c = self.coordinator
@@ -493,6 +501,27 @@ class Cluster:
         self.logs_dir.mkdir(mode=0o700)
         os.chmod(self.logs_dir, 0o700)
         self._write_pids({})  # written last: its presence marks a complete cluster directory
+
+    def _test_prime_settings(self) -> dict[str, Any]:
+        if self.test_primes is None:
+            return {}
+        return {"allow_test_primes": True, "test_primes_file": str(self.test_primes)}
+
+    def _apply_test_primes(self) -> None:
+        """Write the test-prime settings into the node.json of an existing cluster."""
+        settings = self._test_prime_settings()
+        if not settings:
+            return
+        for i in range(self.nodes):
+            path = self.node(i).config
+            try:
+                config = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise ClusterError(f"cannot read {path}: {exc.__class__.__name__}") from None
+            if all(config.get(k) == v for k, v in settings.items()):
+                continue
+            config.update(settings)
+            _write_json(path, config)
 
     # ----------------------------------------------------------------- process control
 
@@ -619,7 +648,9 @@ class Cluster:
 
     def up(self, timeout: float = 60.0) -> dict[str, Any]:
         """Prepare the directory if needed, start what is not running, wait until healthy."""
-        self.prepare()
+        if not self.prepare():
+            with self._lock():
+                self._apply_test_primes()  # takes effect for nodes started now
         with self._lock():
             self._start(self.processes)
         self.wait_healthy([p.name for p in self.processes], timeout)
@@ -758,6 +789,14 @@ def _parser() -> argparse.ArgumentParser:
         help="safe primes each node keeps ready, generated in the background when the cluster "
         f"is created (default {DEFAULT_PRIME_POOL}; 0 for test clusters that never run aux-info)",
     )
+    up.add_argument(
+        "--test-primes",
+        metavar="FILE",
+        default=None,
+        help="TEST ONLY: every node accepts public fixture primes and tops its prime pool up "
+        "from FILE (format of tests/fixtures/safe_primes.json) at startup, so aux-info needs no "
+        "prime generation; Paillier keys made from them are broken, never use it for real keys",
+    )
     down = sub.add_parser("down", parents=[common], help="stop every process (keep the files)")
     down.add_argument("--purge", action="store_true", help="also delete the cluster directory")
     sub.add_parser("status", parents=[common], help="pids, liveness and health as JSON")
@@ -779,6 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_port=args.base_port,
             nodes=args.nodes,
             prime_pool=getattr(args, "prime_pool", DEFAULT_PRIME_POOL),
+            test_primes=getattr(args, "test_primes", None),
         )
         result: dict[str, Any]
         if args.command == "up":

@@ -39,6 +39,7 @@ from mpcnode.errors import (
     QuorumUnavailable,
     SessionUnknown,
 )
+from mpcnode.prime_pool import PrimePoolExhausted
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,17 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+class PreconditionFailed(MpcError):
+    """The node lacks state the call needs first (e.g. no aux-info yet): FAILED_PRECONDITION."""
+
+
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status and the (secret-free) message a caller sees for an exception."""
     if isinstance(exc, InvalidInput):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, KeyNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, SessionUnknown):
+    if isinstance(exc, (SessionUnknown, PreconditionFailed, PrimePoolExhausted)):
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
     if isinstance(exc, QuorumUnavailable):
         return grpc.StatusCode.UNAVAILABLE, str(exc)

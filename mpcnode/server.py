@@ -5,6 +5,17 @@ All session state lives in one trio loop; gRPC threads only hand calls over
 sessions die with the process: after a restart every outstanding commitment is
 void. Shares reach disk sealed (`mpcnode.storage`) and a keygen is acknowledged
 only after the share is durable.
+
+CGGMP sessions (aux-info, presigning, digest signing) do seconds of big-integer
+arithmetic per round, so each of their `start`/`receive` calls runs in a worker
+process (`mpcnode.workers`): the loop keeps answering health checks, other
+sessions and PartialSign meanwhile. The Steps of one session are serialised by a
+per-session lock. FROST sessions are cheap and stay in this process.
+
+Outputs are durable before the Step that finishes a session returns: aux-info
+per committee, presignatures per key. A pooled presignature is consumed durably
+(bound to the hash of the whole PartialSign request) before its partial
+signature is computed, so it is never used for two different requests.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ import trio
 
 from mpcnode import tls
 from mpcnode.crypto.encoding import decode_fields, encode_fields
+from mpcnode.crypto.primes import prime_digest
 from mpcnode.envelope import open_envelope, seal
 from mpcnode.errors import (
+    InternalBug,
     InvalidInput,
     KeyNotFound,
     MpcError,
@@ -32,23 +45,36 @@ from mpcnode.errors import (
     SessionUnknown,
 )
 from mpcnode.identity import NodeIdentity, Roster
-from mpcnode.prime_pool import PrimePool, generate_in_worker, terminate_workers
-from mpcnode.protocols.base import BROADCAST, Session, execution_id
+from mpcnode.prime_pool import PrimePool, PrimePoolExhausted, generate_in_worker, terminate_workers
+from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, execution_id
+from mpcnode.protocols.cggmp import sign as cggmp_sign
+from mpcnode.protocols.cggmp.aux_info import AuxInfo, CggmpAuxInfoSession
+from mpcnode.protocols.cggmp.presign import CggmpPresignSession, Presignature
+from mpcnode.protocols.cggmp.sign import CggmpDigestSignSession
 from mpcnode.protocols.frost.dkg import FrostDkgSession
 from mpcnode.protocols.frost.sign import FrostSignSession
 from mpcnode.protocols.keys import KeyShare, PublicKeyPackage
-from mpcnode.rpc import generic_service, run_process, running_server
-from mpcnode.storage import KeyStore, load_kek
+from mpcnode.rpc import PreconditionFailed, generic_service, run_process, running_server
+from mpcnode.storage import KeyStore, PresignatureUsed, load_kek, write_file_atomic
+from mpcnode.workers import run_receive, run_start, terminate_proof_workers
 from protos.mpc.v1 import envelope_pb2, node_pb2
 
 log = logging.getLogger("mpcnode")
 
 SESSION_ID_BYTES = 16
+REQUEST_ID_BYTES = 16
 SESSION_TTL_SECONDS = 600.0
 MAX_SESSIONS = 1024
 MAX_MESSAGE_BYTES = 1024 * 1024
-SCHEMES = ("ed25519",)
-"""Schemes this build can generate keys for; secp256k1 (CGGMP21) is not built yet."""
+DIGEST_BYTES = 32
+SCHEMES = ("ed25519", "secp256k1")
+"""Schemes this build generates keys for: both through the FROST DKG (`frost-dkg`)."""
+AUX_INFO_PRIMES = 4
+"""Safe primes one aux-info run takes from the pool: p, q (Paillier) and p̂, q̂ (ring-Pedersen)."""
+OFFLOADED_PROTOCOLS = frozenset({"cggmp-aux-info", "cggmp-presign", "cggmp-sign-digest"})
+"""Protocols whose rounds run in the worker processes."""
+TEST_PRIMES_USED_FILE = "test-primes-used"
+"""In the data directory: digests of test primes already put in the pool (never added twice)."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +93,19 @@ class NodeConfig:
     allowed_clients: tuple[str, ...] = ("coordinator",)
     prime_pool_target: int = 4
     """Safe primes kept ready for CGGMP aux-info (four per aux-info run)."""
+    allow_test_primes: bool = False
+    """TEST ONLY: accept the public fixture primes (Paillier keys built from them are broken)."""
+    test_primes_file: Path | None = None
+    """TEST ONLY, honoured only with `allow_test_primes`: a safe-prime fixture (format of
+    tests/fixtures/safe_primes.json) the pool is topped up from at startup."""
 
     @classmethod
     def load(cls, path: str | Path) -> NodeConfig:
         try:
             raw: dict[str, Any] = json.loads(Path(path).read_text())
+            allow_test_primes = raw.get("allow_test_primes", False)
+            if not isinstance(allow_test_primes, bool):
+                raise ValueError("allow_test_primes must be true or false")
             return cls(
                 name=str(raw["name"]),
                 party=int(raw["party"]),
@@ -86,6 +120,10 @@ class NodeConfig:
                 kek_file=Path(raw["kek_file"]) if raw.get("kek_file") else None,
                 allowed_clients=tuple(raw.get("allowed_clients", ["coordinator"])),
                 prime_pool_target=int(raw.get("prime_pool_target", 4)),
+                allow_test_primes=allow_test_primes,
+                test_primes_file=(
+                    Path(raw["test_primes_file"]) if raw.get("test_primes_file") else None
+                ),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad node config {path}: {exc.__class__.__name__} {exc}") from exc
@@ -104,6 +142,12 @@ class LiveSession:
     confirmations_delivered: bool = False
     own_confirmation: envelope_pb2.Envelope | None = None
     generation: int = 0
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    """Held for the whole of a Start or Step: one round of a session at a time."""
+
+    @property
+    def offloaded(self) -> bool:
+        return self.protocol in OFFLOADED_PROTOCOLS
 
 
 SessionFactory = Callable[..., Session[Any]]
@@ -117,13 +161,37 @@ class NodeService:
     roster: Roster
     store: KeyStore
     sessions: dict[bytes, LiveSession] = field(default_factory=dict)
+    prime_pool: PrimePool | None = None
+    """Where aux-info takes its primes; a pool with target 4 over `store` if not given."""
+    allow_test_primes: bool = False
+    """TEST ONLY: aux-info sessions accept the public fixture primes."""
     # Injection points so tests can run a deliberately faulty node.
     dkg_factory: SessionFactory = FrostDkgSession
     sign_factory: SessionFactory = FrostSignSession
+    aux_info_factory: SessionFactory = CggmpAuxInfoSession
+    presign_factory: SessionFactory = CggmpPresignSession
+    digest_sign_factory: SessionFactory = CggmpDigestSignSession
+    _aux_cache: dict[tuple[int, ...], tuple[bytes, AuxInfo]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.prime_pool is None:
+            self.prime_pool = PrimePool(self.store, 4, allow_test_primes=self.allow_test_primes)
 
     @property
     def party(self) -> int:
         return int(self.identity.party)
+
+    @property
+    def committee(self) -> tuple[int, ...]:
+        """Every roster party: the holders aux-info is made for."""
+        return tuple(sorted(self.roster.parties))
+
+    @property
+    def pool(self) -> PrimePool:
+        assert self.prime_pool is not None  # set in __post_init__
+        return self.prime_pool
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -136,11 +204,20 @@ class NodeService:
             if now - live.started > SESSION_TTL_SECONDS:
                 self._drop(sid, "expired")
 
-    def _drop(self, session_id: bytes, why: str) -> None:
-        live = self.sessions.pop(session_id, None)
-        if live is None:
+    def _drop(self, session_id: bytes, why: str, only: LiveSession | None = None) -> None:
+        """Forget a session (and clean up after it); with `only`, just if it is that one."""
+        live = self.sessions.get(session_id)
+        if live is None or (only is not None and live is not only):
             return
+        del self.sessions[session_id]
         log.info("session %s (%s) closed: %s", session_id.hex(), live.protocol, why)
+        if live.protocol == "cggmp-aux-info" and not live.session.done:
+            log.warning(
+                "aux-info session %s ended unfinished: its %d safe primes are discarded "
+                "(never reused)",
+                session_id.hex(),
+                AUX_INFO_PRIMES,
+            )
         if live.protocol != "frost-dkg" or not live.stored_pending or live.session.done:
             return
         if live.confirmations_delivered:
@@ -160,22 +237,59 @@ class NodeService:
             raise InvalidInput(f"this node (party {self.party}) is not in the session")
         return ordered
 
-    # -- RPC handlers ------------------------------------------------------------------------
-
-    async def start(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        self._expire_sessions()
-        sid = bytes(req.session_id)
-        if len(sid) != SESSION_ID_BYTES:
-            raise InvalidInput("session id must be 16 bytes")
-        if sid in self.sessions:
-            raise InvalidInput("session id already in use")
-        if len(self.sessions) >= MAX_SESSIONS:
-            raise InvalidInput("too many concurrent sessions")
-        parties = self._check_parties(req.parties)
-        key_id = str(req.key_id)
+    @staticmethod
+    def _check_key_id(key_id: str) -> str:
         if not key_id or len(key_id) > 128:
             raise InvalidInput("key id must be 1-128 characters")
+        return key_id
+
+    def _ecdsa_share(self, key_id: str) -> KeyShare:
+        """This node's share of an active secp256k1 key."""
+        stored = self.store.get_active(key_id)
+        if stored is None:
+            raise KeyNotFound(f"no key {key_id!r} on this node")
+        share = KeyShare.decode(stored.secret())
+        if share.public.scheme != "secp256k1":
+            raise InvalidInput(f"key {key_id!r} is not a secp256k1 key")
+        return share
+
+    def _aux_info(self) -> AuxInfo:
+        """This node's aux-info for the whole committee (decoded once per stored blob)."""
+        committee = self.committee
+        blob = self.store.get_aux_info(committee)
+        if blob is None:
+            raise PreconditionFailed(
+                f"no aux-info: run mpcctl aux-info (committee {list(committee)})"
+            )
+        cached = self._aux_cache.get(committee)
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        aux = AuxInfo.decode(blob)
+        if aux.party != self.party or aux.parties != committee:
+            raise InvalidInput("stored aux-info belongs to another party or committee")
+        self._aux_cache[committee] = (blob, aux)
+        return aux
+
+    def _signers_of(self, share: KeyShare, parties: tuple[int, ...]) -> tuple[int, ...]:
+        """A presigning signer set: exactly t holders of the key."""
+        threshold = share.public.threshold
+        if len(parties) != threshold:
+            raise InvalidInput(f"presigning needs exactly {threshold} signers, got {len(parties)}")
+        outside = [p for p in parties if p not in share.public.parties]
+        if outside:
+            raise InvalidInput(f"parties {outside} do not hold this key")
+        return parties
+
+    # -- session construction ----------------------------------------------------------------
+
+    def _new_session(self, req: Any, sid: bytes, parties: tuple[int, ...]) -> LiveSession:
+        """Check a Start request and build its session (no round has run yet)."""
         protocol = str(req.protocol)
+        key_id = str(req.key_id)
+        now = trio.current_time()
+        if protocol == "cggmp-aux-info":
+            return LiveSession(protocol, self._new_aux_info(sid, key_id, parties), "", parties, now)
+        self._check_key_id(key_id)
         if protocol == "frost-dkg":
             if req.scheme not in SCHEMES:
                 raise InvalidInput(f"unsupported scheme {req.scheme!r}")
@@ -188,8 +302,8 @@ class NodeService:
             session = self.dkg_factory(
                 party=self.party, parties=parties, threshold=threshold, eid=eid, scheme=req.scheme
             )
-            live = LiveSession(protocol, session, key_id, parties, trio.current_time())
-        elif protocol == "frost-sign":
+            return LiveSession(protocol, session, key_id, parties, now)
+        if protocol == "frost-sign":
             message = bytes(req.message)
             if len(message) > MAX_MESSAGE_BYTES:
                 raise InvalidInput("message too long")
@@ -201,41 +315,158 @@ class NodeService:
                 raise InvalidInput("frost-sign needs an ed25519 key")
             eid = execution_id(protocol, sid, key_id, parties, share.public.threshold, message)
             session = self.sign_factory(key_share=share, signers=parties, message=message, eid=eid)
-            live = LiveSession(protocol, session, key_id, parties, trio.current_time())
+            return LiveSession(protocol, session, key_id, parties, now)
+        if protocol in ("cggmp-presign", "cggmp-sign-digest"):
+            share = self._ecdsa_share(key_id)
+            signers = self._signers_of(share, parties)
+            threshold = share.public.threshold
+            if protocol == "cggmp-presign":
+                aux = self._aux_info()
+                eid = execution_id(protocol, sid, key_id, signers, threshold)
+                session = self.presign_factory(key_share=share, aux=aux, signers=signers, eid=eid)
+            else:
+                digest = bytes(req.message)
+                if len(digest) != DIGEST_BYTES:
+                    raise InvalidInput(f"the digest must be exactly {DIGEST_BYTES} bytes")
+                aux = self._aux_info()
+                eid = execution_id(protocol, sid, key_id, signers, threshold, digest)
+                session = self.digest_sign_factory(
+                    key_share=share, aux=aux, signers=signers, eid=eid, digest=digest, key_id=key_id
+                )
+            return LiveSession(
+                protocol, session, key_id, signers, now, generation=share.public.generation
+            )
+        raise InvalidInput(f"unknown protocol {protocol!r}")
+
+    def _new_aux_info(self, sid: bytes, key_id: str, parties: tuple[int, ...]) -> Session[Any]:
+        """Aux-info for the whole committee with four fresh primes from the pool."""
+        if key_id:
+            raise InvalidInput("aux-info belongs to the committee: key id must be empty")
+        if parties != self.committee:
+            raise InvalidInput(f"aux-info needs exactly the whole committee {list(self.committee)}")
+        pool = self.pool
+        try:
+            p, q, p_hat, q_hat = pool.take(AUX_INFO_PRIMES)
+        except PrimePoolExhausted:
+            raise PrimePoolExhausted(
+                f"aux-info needs {AUX_INFO_PRIMES} safe primes, {pool.count()} ready in this "
+                "node's pool; retry when the background refill has made them"
+            ) from None
+        eid = execution_id("cggmp-aux-info", sid, "", parties, 0)
+        try:
+            return self.aux_info_factory(
+                party=self.party,
+                parties=parties,
+                eid=eid,
+                primes=(p, q, p_hat, q_hat),
+                allow_test_primes=self.allow_test_primes,
+            )
+        except BaseException:
+            log.warning(
+                "aux-info %s: set-up failed; its %d primes are discarded",
+                sid.hex(),
+                AUX_INFO_PRIMES,
+            )
+            raise
+
+    async def _advance(self, live: LiveSession, incoming: list[Incoming] | None) -> list[Outgoing]:
+        """Run the session's next step: `start()` if `incoming` is None, else `receive()`.
+
+        Offloaded protocols run in a worker process (the session is pickled there and back),
+        the others here.
+        """
+        if not live.offloaded:
+            if incoming is None:
+                return live.session.start()
+            return live.session.receive(incoming)
+        if incoming is None:
+            live.session, outgoing = await run_start(live.session)
         else:
-            raise InvalidInput(f"unknown protocol {protocol!r}")
-        outgoing = session.start()
-        self.sessions[sid] = live
-        log.info("session %s (%s) started for key %s", sid.hex(), protocol, key_id)
-        return node_pb2.StepResponse(
-            envelopes=self._seal_all(sid, protocol, outgoing), done=session.done
-        )
+            live.session, outgoing = await run_receive(live.session, incoming)
+        return outgoing
+
+    def _still_live(self, sid: bytes, live: LiveSession) -> None:
+        """After an await: the session may have been aborted or expired meanwhile."""
+        if self.sessions.get(sid) is not live:
+            raise SessionUnknown("the session was aborted while this node computed its round")
+
+    def _store_output(self, sid: bytes, live: LiveSession) -> None:
+        """Make a finished CGGMP session's output durable (before its last Step returns)."""
+        if live.protocol == "cggmp-aux-info":
+            aux: AuxInfo = live.session.output
+            self.store.put_aux_info(live.parties, aux.encode())
+            self._aux_cache.pop(live.parties, None)
+            log.info("aux-info stored for committee %s", list(live.parties))
+        elif live.protocol == "cggmp-presign":
+            presig: Presignature = live.session.output
+            self.store.put_presignature(
+                sid,
+                live.key_id,
+                live.generation,
+                live.parties,
+                presig.public.encode(),
+                presig.encode(),
+            )
+            log.info("presignature %s stored for key %s", sid.hex(), live.key_id)
+
+    # -- RPC handlers ------------------------------------------------------------------------
+
+    async def start(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        self._expire_sessions()
+        sid = bytes(req.session_id)
+        if len(sid) != SESSION_ID_BYTES:
+            raise InvalidInput("session id must be 16 bytes")
+        if sid in self.sessions:
+            raise InvalidInput("session id already in use")
+        if len(self.sessions) >= MAX_SESSIONS:
+            raise InvalidInput("too many concurrent sessions")
+        parties = self._check_parties(req.parties)
+        live = self._new_session(req, sid, parties)
+        async with live.lock:
+            # Registered before the first round runs, so a duplicate Start or an Abort sees it.
+            self.sessions[sid] = live
+            try:
+                outgoing = await self._advance(live, None)
+                self._still_live(sid, live)
+                envelopes = self._seal_all(sid, live.protocol, outgoing)
+            except BaseException as exc:
+                self._drop(sid, f"failed to start: {exc.__class__.__name__}", only=live)
+                raise
+        log.info("session %s (%s) started for key %s", sid.hex(), live.protocol, live.key_id)
+        return node_pb2.StepResponse(envelopes=envelopes, done=live.session.done)
 
     async def step(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         sid = bytes(req.session_id)
         live = self.sessions.get(sid)
         if live is None:
             raise SessionUnknown("no such session on this node (finished, aborted or restarted)")
-        if live.stored_pending:
-            live.confirmations_delivered = True
-        try:
-            incoming = [
-                open_envelope(self.identity, self.roster, env, sid, live.protocol)
-                for env in req.envelopes
-            ]
-            for msg in incoming:
-                if msg.sender not in live.parties:
-                    raise ProtocolAborted("message from a party outside the session", [msg.sender])
-            outgoing = live.session.receive(incoming)
-            envelopes = self._seal_all(sid, live.protocol, outgoing)
-            if live.protocol == "frost-dkg":
-                self._dkg_progress(sid, live, req.envelopes, envelopes)
-        except BaseException as exc:
-            self._drop(sid, f"failed: {exc.__class__.__name__}")
-            raise
-        done = live.session.done
-        if done:
-            self._drop(sid, "done")
+        async with live.lock:
+            self._still_live(sid, live)
+            if live.stored_pending:
+                live.confirmations_delivered = True
+            try:
+                incoming = [
+                    open_envelope(self.identity, self.roster, env, sid, live.protocol)
+                    for env in req.envelopes
+                ]
+                for msg in incoming:
+                    if msg.sender not in live.parties:
+                        raise ProtocolAborted(
+                            "message from a party outside the session", [msg.sender]
+                        )
+                outgoing = await self._advance(live, incoming)
+                self._still_live(sid, live)
+                envelopes = self._seal_all(sid, live.protocol, outgoing)
+                if live.protocol == "frost-dkg":
+                    self._dkg_progress(sid, live, req.envelopes, envelopes)
+                elif live.session.done:
+                    self._store_output(sid, live)
+            except BaseException as exc:
+                self._drop(sid, f"failed: {exc.__class__.__name__}", only=live)
+                raise
+            done = live.session.done
+            if done:
+                self._drop(sid, "done", only=live)
         return node_pb2.StepResponse(envelopes=envelopes, done=done)
 
     def _dkg_progress(
@@ -268,6 +499,100 @@ class NodeService:
     async def abort(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         self._drop(bytes(req.session_id), "aborted by coordinator")
         return node_pb2.AbortResponse()
+
+    async def partial_sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        """σ_i over SHA-256(message) from a pooled presignature, consumed durably first.
+
+        The presignature is consumed for the hash of the whole request (`SignRequest.request_hash`:
+        key, presignature and request ids, signers, SHA-256 of the message): the same request
+        again gets the same σ_i back, any other request for it is refused.
+        """
+        key_id = self._check_key_id(str(req.key_id))
+        presignature_id = bytes(req.presignature_id)
+        request_id = bytes(req.request_id)
+        message = bytes(req.message)
+        if len(presignature_id) != SESSION_ID_BYTES:
+            raise InvalidInput("presignature id must be 16 bytes")
+        if len(request_id) != REQUEST_ID_BYTES:
+            raise InvalidInput("request id must be 16 bytes")
+        if len(message) > MAX_MESSAGE_BYTES:
+            raise InvalidInput("message too long")
+        signers = tuple(sorted(int(s) for s in req.signers))
+        if len(set(signers)) != len(signers) or self.party not in signers:
+            raise InvalidInput("signers must be distinct and include this node")
+        share = self._ecdsa_share(key_id)
+        generation = share.public.generation
+        # Refuse a mismatched request before consuming, so it cannot burn the presignature.
+        for info in self.store.list_presignatures(key_id):
+            if info.presignature_id == presignature_id:
+                if info.signers != signers:
+                    raise InvalidInput("signers differ from the presignature's signer set")
+                if info.generation != generation:
+                    raise InvalidInput("presignature belongs to an older key generation")
+                break
+        request = cggmp_sign.SignRequest(
+            key_id=key_id,
+            presignature_id=presignature_id,
+            request_id=request_id,
+            signers=signers,
+            digest=cggmp_sign.message_digest(message),  # hashed here, never the caller's digest
+            hash_kind=cggmp_sign.SIGN_HASH,
+        )
+        try:
+            consumed = self.store.consume_presignature(
+                presignature_id, key_id, request.request_hash()
+            )
+        except PresignatureUsed:
+            raise InvalidInput(
+                "presignature already used for another request; take another presignature"
+            ) from None
+        if consumed.signers != signers or consumed.generation != generation:
+            raise InvalidInput("request does not match the presignature")
+        if consumed.cached_sigma is not None:
+            log.info("presignature %s: resent request answered again", presignature_id.hex())
+            return node_pb2.PartialSignResponse(
+                party=self.party, sigma=consumed.cached_sigma, presignature_public=consumed.public
+            )
+        if consumed.secret is None:
+            raise InternalBug("consumed presignature has neither its secret nor a partial")
+        presig = Presignature.decode(consumed.secret)
+        if presig.party != self.party or presig.public.encode() != consumed.public:
+            raise InvalidInput("stored presignature does not belong to this node")
+        if presig.public.public_key != share.public.public_key:
+            raise InvalidInput("presignature was made for another key")
+        sigma = cggmp_sign.partial_sign(presig, request).to_bytes(DIGEST_BYTES, "big")
+        self.store.record_partial(presignature_id, sigma)
+        log.info("presignature %s consumed for key %s", presignature_id.hex(), key_id)
+        return node_pb2.PartialSignResponse(
+            party=self.party, sigma=sigma, presignature_public=consumed.public
+        )
+
+    async def aux_info_status(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        committee = tuple(sorted(int(p) for p in req.parties))
+        if not committee or len(set(committee)) != len(committee):
+            raise InvalidInput("parties must be distinct and non-empty")
+        pool = self.pool
+        ready_primes = await trio.to_thread.run_sync(pool.count)
+        return node_pb2.AuxInfoStatusResponse(
+            ready=self.store.get_aux_info(committee) is not None,
+            primes_ready=ready_primes,
+            primes_needed=AUX_INFO_PRIMES,
+        )
+
+    async def list_presignatures(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        key_id = self._check_key_id(str(req.key_id))
+        if self.store.get_active(key_id) is None:
+            raise KeyNotFound(f"no key {key_id!r} on this node")
+        return node_pb2.ListPresignaturesResponse(
+            presignatures=[
+                node_pb2.PresignatureEntry(
+                    presignature_id=bytes(info.presignature_id),
+                    signers=list(info.signers),
+                    generation=int(info.generation),
+                )
+                for info in self.store.list_presignatures(key_id)
+            ]
+        )
 
     def _record(self, stored: Any) -> Any:
         public = PublicKeyPackage.decode(stored.public)
@@ -333,6 +658,21 @@ def node_handlers(
             node_pb2.ListKeyRecordsResponse,
         ),
         "Identity": (service.identity_info, node_pb2.IdentityRequest, node_pb2.IdentityResponse),
+        "PartialSign": (
+            service.partial_sign,
+            node_pb2.PartialSignRequest,
+            node_pb2.PartialSignResponse,
+        ),
+        "AuxInfoStatus": (
+            service.aux_info_status,
+            node_pb2.AuxInfoStatusRequest,
+            node_pb2.AuxInfoStatusResponse,
+        ),
+        "ListPresignatures": (
+            service.list_presignatures,
+            node_pb2.ListPresignaturesRequest,
+            node_pb2.ListPresignaturesResponse,
+        ),
     }
     return generic_service("mpc.v1.Node", token, methods, peer_checker(allowed))
 
@@ -345,10 +685,71 @@ def build_service(config: NodeConfig) -> NodeService:
         raise InvalidInput("identity file, roster and config disagree about this node")
     if identity.public_entry() != entry:
         raise InvalidInput("this node's identity keys are not the ones pinned in the roster")
+    if config.allow_test_primes:
+        log.warning(
+            "!!! TEST ONLY: allow_test_primes is on: this node accepts the PUBLIC fixture safe "
+            "primes, and Paillier keys made from them are BROKEN. Never run it in production !!!"
+        )
+    elif config.test_primes_file is not None:
+        log.warning("test_primes_file is ignored: it is honoured only with allow_test_primes")
     store = KeyStore(
         config.data_dir, config.name, load_kek(str(config.kek_file) if config.kek_file else None)
     )
-    return NodeService(identity, roster, store)
+    pool = PrimePool(store, config.prime_pool_target, allow_test_primes=config.allow_test_primes)
+    return NodeService(
+        identity, roster, store, prime_pool=pool, allow_test_primes=config.allow_test_primes
+    )
+
+
+def seed_test_primes(
+    pool: PrimePool, path: Path, party: int, parties: Sequence[int], data_dir: Path
+) -> int:
+    """TEST ONLY: top `pool` up to its target from a safe-prime fixture file; returns how many.
+
+    The file has the format of tests/fixtures/safe_primes.json. Each party takes its own slice
+    of the primes of the pool's size (the k-th of the sorted `parties` gets the k-th
+    len(primes) // len(parties) of them), so nodes of one cluster get distinct primes. A prime
+    once added is recorded (by digest) in the data directory and never added again: after a
+    restart an aux-info cannot get a prime an earlier one used.
+    """
+    if not pool.allow_test_primes:
+        raise InvalidInput("test primes need a pool built with allow_test_primes")
+    try:
+        document = json.loads(path.read_text())
+        hexes = document["safe_primes"].get(str(pool.bits), [])
+        primes = [int(h, 16) for h in hexes]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"bad test primes file {path}: {exc.__class__.__name__}") from None
+    ordered = sorted(parties)
+    share = len(primes) // len(ordered)
+    index = ordered.index(party)
+    mine = primes[index * share : (index + 1) * share]
+    used_file = data_dir / TEST_PRIMES_USED_FILE
+    try:
+        used = set(used_file.read_text().split())
+    except FileNotFoundError:
+        used = set()
+    added = 0
+    for prime in mine:
+        if pool.count() >= pool.target:
+            break
+        digest = prime_digest(prime)
+        if digest in used:
+            continue
+        used.add(digest)
+        # Recorded before it enters the pool: a crash in between loses a prime, never reuses one.
+        write_file_atomic(used_file, ("\n".join(sorted(used)) + "\n").encode(), 0o600)
+        pool.add(prime)
+        added += 1
+    if pool.count() < pool.target:
+        log.warning(
+            "test primes file %s has no unused primes left for party %d; %d of %d ready",
+            path,
+            party,
+            pool.count(),
+            pool.target,
+        )
+    return added
 
 
 async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -357,8 +758,18 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
     service = build_service(config)
     handler = node_handlers(service, trio.lowlevel.current_trio_token(), config.allowed_clients)
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
-    pool = PrimePool(service.store, config.prime_pool_target)
+    pool = service.pool
     try:
+        if config.allow_test_primes and config.test_primes_file is not None:
+            added = await trio.to_thread.run_sync(
+                seed_test_primes,
+                pool,
+                config.test_primes_file,
+                config.party,
+                service.roster.parties,
+                config.data_dir,
+            )
+            log.warning("TEST ONLY: %d fixture primes added to the prime pool", added)
         with running_server(config.listen, config.health_listen, handler, creds, max_workers=32):
             log.info("node %s (party %d) serving on %s", config.name, config.party, config.listen)
             task_status.started()
@@ -367,6 +778,7 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
                 await trio.sleep_forever()
     finally:
         terminate_workers()
+        terminate_proof_workers()
         service.store.close()
 
 

@@ -6,10 +6,11 @@ or swap a node's session factory to make it misbehave.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -33,13 +34,22 @@ class InProcessCluster:
     coordinator: Coordinator
     roster: Roster
     identities: dict[int, NodeIdentity]
+    keks: dict[int, bytes] = field(default_factory=dict)
+    data_dirs: dict[int, Path] = field(default_factory=dict)
 
     def stop_node(self, party: int) -> None:
         self.servers[party].stop(grace=None)
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+@contextlib.asynccontextmanager
+async def open_cluster(
+    tmp_path: Path, allow_test_primes: bool = False
+) -> AsyncIterator[InProcessCluster]:
+    """Five node services (real gRPC, mTLS) and a coordinator; everything closed on exit.
+
+    `allow_test_primes` (TEST ONLY) lets the nodes' prime pools and aux-info sessions accept
+    the public fixture primes.
+    """
     pki = tmp_path / "tls"
     tls.make_dev_pki(pki, [*NAMES, "coordinator"])
     identities = {k + 1: NodeIdentity.generate(NAMES[k], k + 1) for k in range(5)}
@@ -47,11 +57,15 @@ async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
     token = trio.lowlevel.current_trio_token()
     services: dict[int, NodeService] = {}
     servers: dict[int, grpc.Server] = {}
+    keks: dict[int, bytes] = {}
+    data_dirs: dict[int, Path] = {}
     addresses = []
     for party, identity in identities.items():
         name = identity.name
-        store = KeyStore(tmp_path / name, name, os.urandom(32))
-        service = NodeService(identity, roster, store)
+        keks[party] = os.urandom(32)
+        data_dirs[party] = tmp_path / name
+        store = KeyStore(data_dirs[party], name, keks[party])
+        service = NodeService(identity, roster, store, allow_test_primes=allow_test_primes)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
         server.add_generic_rpc_handlers((node_handlers(service, token, ["coordinator"]),))
         creds = tls.server_credentials(
@@ -68,10 +82,16 @@ async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
         tls_channel_factory(pki / "ca.pem", pki / "coordinator.pem", pki / "coordinator.key"),
     )
     try:
-        yield InProcessCluster(services, servers, coordinator, roster, identities)
+        yield InProcessCluster(services, servers, coordinator, roster, identities, keks, data_dirs)
     finally:
         coordinator.close()
         for server in servers.values():
             server.stop(grace=None)
         for service in services.values():
             service.store.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+    async with open_cluster(tmp_path) as opened:
+        yield opened
