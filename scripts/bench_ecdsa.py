@@ -14,34 +14,20 @@ from typing import Any
 from bench_zk import ModexpFloor
 
 from mpcnode.crypto.bigint import ModexpCounter
-from mpcnode.crypto.paillier import PaillierSecretKey
-from mpcnode.crypto.ring_pedersen import generate_ring_pedersen
-from mpcnode.crypto.security import SECURITY_128
 from mpcnode.protocols.base import execution_id
 from mpcnode.protocols.cggmp import sign
-from mpcnode.protocols.cggmp.aux_info import AuxInfo, AuxInfoPublic
 from mpcnode.protocols.cggmp.presign import CggmpPresignSession, Presignature
 from mpcnode.protocols.keys import trusted_dealer_keygen
 from mpcnode.protocols.simulation import run_sessions
-from tests.fixtures.primes import load_test_primes
+from tests.fixtures.aux_info import load_test_aux_info
 
 PARTIES = (1, 2, 3, 4, 5)
 SIGNERS = (1, 2, 3)
 
 
-def _aux_infos() -> dict[int, AuxInfo]:
-    primes = load_test_primes(SECURITY_128.prime_bits)
-    keys = {p: PaillierSecretKey(*primes[4 * (p - 1) : 4 * p - 2]) for p in PARTIES}
-    rings = {p: generate_ring_pedersen(*primes[4 * p - 2 : 4 * p]).params for p in PARTIES}
-    public = AuxInfoPublic(
-        PARTIES, tuple(keys[p].public for p in PARTIES), tuple(rings[p] for p in PARTIES)
-    )
-    return {p: AuxInfo(p, keys[p], public) for p in PARTIES}
-
-
 def bench_presign_in_process(runs: int = 3) -> dict[str, Any]:
     """Median wall time of one 3-of-5 presignature computed by all signers in this process."""
-    aux = _aux_infos()
+    aux = load_test_aux_info()
     shares = trusted_dealer_keygen("secp256k1", 3, PARTIES)
     times: list[float] = []
     shapes: list[tuple[int, int]] = []

@@ -1,7 +1,7 @@
 """CGGMP24 presigning and re-randomised signing, in memory at production size (SECURITY_128).
 
-Aux info is built directly from the fixture primes (the aux-info protocol has its own tests),
-so a presigning run costs only its own arithmetic. Every signature is checked by coincurve
+Aux info comes from the committed fixture (a real aux-info run over the fixture primes), so a
+presigning run costs only its own arithmetic. Every signature is checked by coincurve
 and by `cryptography`, which did not make it.
 """
 
@@ -20,12 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mpcnode.crypto.encoding import decode_fields, encode_fields
 from mpcnode.crypto.group import SECP256K1
-from mpcnode.crypto.paillier import PaillierSecretKey
-from mpcnode.crypto.ring_pedersen import generate_ring_pedersen
 from mpcnode.errors import InvalidInput, ProtocolAborted
 from mpcnode.protocols.base import BROADCAST, COORDINATOR, Outgoing, execution_id
 from mpcnode.protocols.cggmp import sign
-from mpcnode.protocols.cggmp.aux_info import AuxInfo, AuxInfoPublic
+from mpcnode.protocols.cggmp.aux_info import AuxInfo
 from mpcnode.protocols.cggmp.presign import (
     CggmpPresignSession,
     Presignature,
@@ -35,23 +33,15 @@ from mpcnode.protocols.cggmp.presign import (
 )
 from mpcnode.protocols.keys import KeyShare, trusted_dealer_keygen
 from mpcnode.protocols.simulation import run_sessions
-from tests.fixtures.primes import load_test_primes
+from tests.fixtures.aux_info import load_test_aux_info
 
 Q = SECP256K1.order
 PARTIES = (1, 2, 3, 4, 5)
 Tamper = Callable[[int, int, Outgoing], Outgoing]
 
 
-@lru_cache(maxsize=1)
 def aux_infos() -> dict[int, AuxInfo]:
-    """Each party's aux info from four fixture primes (Paillier p, q; ring-Pedersen p̂, q̂)."""
-    primes = load_test_primes(1536)
-    keys = {p: PaillierSecretKey(*primes[4 * (p - 1) : 4 * p - 2]) for p in PARTIES}
-    rings = {p: generate_ring_pedersen(*primes[4 * p - 2 : 4 * p]).params for p in PARTIES}
-    public = AuxInfoPublic(
-        PARTIES, tuple(keys[p].public for p in PARTIES), tuple(rings[p] for p in PARTIES)
-    )
-    return {p: AuxInfo(p, keys[p], public) for p in PARTIES}
+    return load_test_aux_info()
 
 
 @lru_cache(maxsize=4)
@@ -257,10 +247,10 @@ def test_k_ciphertext_not_matching_its_proof_is_named() -> None:
             fields = decode_fields(m.payload)
             from mpcnode.crypto.zk._common import decode_ints, encode_ints
 
-            K, G = decode_ints(fields[0], 2)
+            K, G = decode_ints(fields[1], 2)
             n2 = aux_infos()[2].secret_key.public.n_squared
             n = aux_infos()[2].secret_key.n
-            fields[0] = encode_ints([K * (1 + n) % n2, G])  # K ⊕ enc(1; 1)
+            fields[1] = encode_ints([K * (1 + n) % n2, G])  # K ⊕ enc(1; 1)
             return replace(m, payload=encode_fields(fields))
         return m
 
@@ -341,3 +331,28 @@ def test_session_rejects_bad_setup() -> None:
     ed = trusted_dealer_keygen("ed25519", 2, (1, 2))
     with pytest.raises(InvalidInput):
         CggmpPresignSession(ed[1], aux[1], (1, 2), b"e")
+
+
+def test_signers_with_different_aux_info_abort_without_blame() -> None:
+    """A signer holding stale aux info (another run's) is not mistaken for a cheater."""
+    from mpcnode.protocols.cggmp.aux_info import AuxInfoPublic
+
+    shares = key_shares(2, 3)
+    aux = aux_infos()
+    public = aux[2].public
+    # Party 2 believes party 1's ring-Pedersen parameters are party 3's (a different run).
+    stale_public = AuxInfoPublic(
+        public.parties,
+        public.paillier,
+        (public.ring_pedersen[2], *public.ring_pedersen[1:]),
+    )
+    stale = AuxInfo(2, aux[2].secret_key, stale_public)
+    eid = execution_id("cggmp-presign", b"s" * 16, "k", (1, 2), 2)
+    sessions = {
+        1: CggmpPresignSession(shares[1], aux[1], (1, 2), eid),
+        2: CggmpPresignSession(shares[2], stale, (1, 2), eid),
+    }
+    with pytest.raises(ProtocolAborted) as info:
+        run_sessions(sessions)
+    assert info.value.culprits == ()
+    assert "aux info" in info.value.reason

@@ -58,6 +58,7 @@ _Q = CURVE.order
 _PUBLIC_TAG = b"mpc.v1.cggmp-presignature.public"
 _SECRET_TAG = b"mpc.v1.cggmp-presignature"
 _ECHO_TAG = b"mpc.v1.cggmp-presign.echo"
+_AUX_TAG = b"mpc.v1.cggmp-presign.aux-info"
 _DIGEST_SIZE = 32
 
 T = TypeVar("T")
@@ -202,8 +203,10 @@ class Presignature:
 
 @dataclass(frozen=True)
 class _Round1:
-    """A signer's round-1 broadcast (K, G, Y, A₁, A₂, B₁, B₂)."""
+    """A signer's round-1 broadcast (K, G, Y, A₁, A₂, B₁, B₂), with the digest of the aux info
+    it uses (all signers must use the same, else proofs would fail and blame honest parties)."""
 
+    aux_digest: bytes
     K: int
     G: int
     Y: Point
@@ -214,11 +217,13 @@ class _Round1:
 
     def encode(self) -> bytes:
         points = [self.Y, self.A1, self.A2, self.B1, self.B2]
-        return encode_fields([encode_ints([self.K, self.G]), *(p.encode() for p in points)])
+        return encode_fields(
+            [self.aux_digest, encode_ints([self.K, self.G]), *(p.encode() for p in points)]
+        )
 
     @classmethod
     def decode(cls, data: bytes, pk: PaillierPublicKey) -> _Round1:
-        fields = decode_fields(data, count=6)
+        aux_digest, *fields = decode_fields(data, count=7)
         try:
             K, G = decode_ints(fields[0], count=2, name="round-1")
         except InvalidProof as exc:
@@ -226,7 +231,7 @@ class _Round1:
         if not (pk.is_ciphertext(K) and pk.is_ciphertext(G)):
             raise InvalidInput("K or G is not a ciphertext under the sender's Paillier key")
         Y, A1, A2, B1, B2 = (CURVE.decode_point(f) for f in fields[1:])
-        return cls(K, G, Y, A1, A2, B1, B2)
+        return cls(aux_digest, K, G, Y, A1, A2, B1, B2)
 
 
 @dataclass(frozen=True)
@@ -354,6 +359,7 @@ class _PresignRounds(Session[T], Generic[T]):
         self.level = level
         self._others = [j for j in ordered if j != self.party]
         self._aux = aux
+        self._aux_digest = hashlib.sha256(_AUX_TAG + aux.public.encode()).digest()
         self._sk = aux.secret_key
         self._public_key = public.public_key
         # Additive shares over S: x′_i = λ_i·x_i, X′_j = λ_j·X_j, Σ X′_j = X.
@@ -420,6 +426,7 @@ class _PresignRounds(Session[T], Generic[T]):
         G = CURVE.generator()
         Y = G * CURVE.random_scalar(rng)  # y_i itself is never needed
         mine = _Round1(
+            aux_digest=self._aux_digest,
             K=self._sk.encrypt_with(signed_mod(s.k, _Q), s.rho),
             G=self._sk.encrypt_with(signed_mod(s.gamma, _Q), s.nu),
             Y=Y,
@@ -499,9 +506,21 @@ class _PresignRounds(Session[T], Generic[T]):
         self._round1[sender] = r1
         return None
 
+    def _aux_differs(self, broadcast: bytes) -> bool:
+        """True if a well-formed round-1 broadcast names other aux info than ours."""
+        try:
+            fields = decode_fields(broadcast, count=7)
+        except InvalidInput:
+            return False  # malformed: `_check_round1` blames the sender
+        return fields[0] != self._aux_digest
+
     def _after_round1(self, messages: Sequence[Incoming]) -> list[Outgoing]:
         broadcasts = self.by_sender(messages, self._others, broadcast=True)
         proofs = self.by_sender(messages, self._others, broadcast=False)
+        if any(self._aux_differs(b) for b in broadcasts.values()):
+            # One side has stale aux info (e.g. an aux-info run that finished on some nodes
+            # only): which side cannot be told, so nobody is blamed. Run aux-info again.
+            raise ProtocolAborted("signers hold different aux info for the committee")
         faults = {}
         for sender in self._others:
             fault = self._check_round1(sender, broadcasts[sender], proofs[sender])
