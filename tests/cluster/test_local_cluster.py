@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -16,58 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.signing import VerifyKey
 
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
+from tests.cluster.harness import LocalCluster
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE_PORT = 53050
 pytestmark = pytest.mark.cluster
 
 
-class LocalCluster:
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-
-    def run(self, *command: str) -> None:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "coordinator.devcluster",
-                *command,
-                "--dir",
-                str(self.dir),
-                "--base-port",
-                str(BASE_PORT),
-            ],
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def mpcctl(self, *command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "coordinator.cli", "--cluster", str(self.dir), *command],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def stub(self) -> tuple[grpc.Channel, Any]:
-        info = json.loads((self.dir / "cluster.json").read_text())
-        t = info["tls"]
-        creds = grpc.ssl_channel_credentials(
-            Path(t["ca"]).read_bytes(),
-            Path(t["client_key"]).read_bytes(),
-            Path(t["client_cert"]).read_bytes(),
-        )
-        channel = grpc.secure_channel(info["coordinator"]["address"], creds)
-        return channel, coordinator_pb2_grpc.CoordinatorStub(channel)
-
-
 @pytest.fixture(scope="module")
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), BASE_PORT)
     cluster.run("up", "--prime-pool", "0")  # no aux-info here: spare the 2 CPUs
     try:
         yield cluster

@@ -1,0 +1,204 @@
+"""Real processes: CGGMP ECDSA 3-of-5 on a local cluster, driven like a user would.
+
+aux-info runs for real (seeded with the public TEST fixture primes so that no node spends
+minutes making safe primes), then a secp256k1 key signs 200 messages; every signature is
+checked by coincurve and by `cryptography`, its recovery id recovers the key, and no r repeats.
+Production-size Paillier makes this the slowest test (a presignature costs seconds of CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import coincurve
+import grpc
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+
+from protos.mpc.v1 import coordinator_pb2, node_pb2, node_pb2_grpc
+from tests.cluster.harness import ROOT, LocalCluster
+
+BASE_PORT = 53150
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SIGNATURES = int(os.environ.get("MPC_CLUSTER_SIGNATURES", "200"))
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def ecdsa_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("ecdsa-cluster"), BASE_PORT)
+    primes = ROOT / "tests" / "fixtures" / "safe_primes.json"
+    cluster.run("up", "--prime-pool", "0", "--test-primes", str(primes))
+    try:
+        yield cluster
+    finally:
+        cluster.run("down", "--purge")
+
+
+@pytest.fixture(scope="module")
+def secp_key(ecdsa_cluster: LocalCluster) -> dict[str, Any]:
+    proc = ecdsa_cluster.mpcctl("aux-info", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "round" in proc.stderr  # progress was shown
+    proc = ecdsa_cluster.mpcctl("keygen", "--scheme", "secp256k1", "--threshold", "3")
+    assert proc.returncode == 0, proc.stderr
+    key: dict[str, Any] = json.loads(proc.stdout)
+    assert key["scheme"] == "secp256k1" and key["threshold"] == 3 and key["parties"] == 5
+    assert len(bytes.fromhex(key["public_key"])) == 33
+    return key
+
+
+def check_signature(public_key: bytes, digest: bytes, compact: bytes, recovery_id: int) -> int:
+    """Verify with coincurve and cryptography, recover the key; return r."""
+    assert len(compact) == 64
+    r, s = int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big")
+    assert 0 < s <= SECP256K1_ORDER // 2  # low-S
+    der = encode_dss_signature(r, s)
+    assert coincurve.PublicKey(public_key).verify(der, digest, hasher=None)
+    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key).verify(
+        der, digest, ec.ECDSA(Prehashed(hashes.SHA256()))
+    )
+    recovered = coincurve.PublicKey.from_signature_and_message(
+        compact + bytes([recovery_id]), digest, hasher=None
+    )
+    assert recovered.format() == public_key
+    return r
+
+
+def test_200_signatures_then_two_nodes_down(
+    ecdsa_cluster: LocalCluster, secp_key: dict[str, Any]
+) -> None:
+    public = bytes.fromhex(secp_key["public_key"])
+    channel, stub = ecdsa_cluster.stub()
+
+    def one(_: int) -> int:
+        message = os.urandom(48)
+        response = stub.Sign(
+            coordinator_pb2.SignRequest(key_id=secp_key["key_id"], message=message), timeout=600
+        )
+        digest = hashlib.sha256(message).digest()
+        assert bytes(response.digest) == digest
+        assert bytes(response.public_key) == public
+        r = check_signature(public, digest, bytes(response.signature), response.recovery_id)
+        assert bytes(response.signature_der) == encode_dss_signature(
+            r, int.from_bytes(bytes(response.signature)[32:], "big")
+        )
+        return r
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            rs = list(pool.map(one, range(SIGNATURES)))
+    finally:
+        channel.close()
+    assert len(set(rs)) == SIGNATURES
+
+    status = ecdsa_cluster.mpcctl("presign-status", "--key-id", secp_key["key_id"])
+    assert status.returncode == 0, status.stderr
+    pools = json.loads(status.stdout)["pools"]
+    assert sum(int(p["used"]) for p in pools) >= 1
+
+    # A caller's digest: signed interactively, never from the pool.
+    digest = hashlib.sha256(b"a digest the caller computed").digest()
+    proc = ecdsa_cluster.mpcctl(
+        "sign", "--key-id", secp_key["key_id"], "--digest-hex", digest.hex()
+    )
+    assert proc.returncode == 0, proc.stderr
+    signed = json.loads(proc.stdout)
+    check_signature(public, digest, bytes.fromhex(signed["signature"]), signed["recovery_id"])
+
+    # Any two nodes down: still signs, without them.
+    ecdsa_cluster.run("kill-node", "0")
+    ecdsa_cluster.run("kill-node", "2")
+    try:
+        for text in (b"two nodes are down", b"still two down"):
+            proc = ecdsa_cluster.mpcctl(
+                "sign", "--key-id", secp_key["key_id"], "--message-hex", text.hex(), timeout=600
+            )
+            assert proc.returncode == 0, proc.stderr
+            signed = json.loads(proc.stdout)
+            assert not {"mpc-0", "mpc-2"} & set(signed["signers"])
+            check_signature(
+                public,
+                hashlib.sha256(text).digest(),
+                bytes.fromhex(signed["signature"]),
+                signed["recovery_id"],
+            )
+    finally:
+        ecdsa_cluster.run("start-node", "0")
+        ecdsa_cluster.run("start-node", "2")
+
+
+def _node_stub(cluster: LocalCluster, index: int) -> tuple[grpc.Channel, Any]:
+    """A Node API client with the coordinator's certificate (the only caller nodes accept)."""
+    info = json.loads((cluster.dir / "cluster.json").read_text())
+    tls = json.loads(Path(info["coordinator"]["config"]).read_text())["tls"]
+    creds = grpc.ssl_channel_credentials(
+        Path(tls["ca"]).read_bytes(), Path(tls["key"]).read_bytes(), Path(tls["cert"]).read_bytes()
+    )
+    channel = grpc.secure_channel(info["nodes"][index]["address"], creds)
+    return channel, node_pb2_grpc.NodeStub(channel)
+
+
+def test_consumed_presignature_is_refused_after_a_node_restart(
+    ecdsa_cluster: LocalCluster, secp_key: dict[str, Any]
+) -> None:
+    key_id = secp_key["key_id"]
+    # Make sure some presignature exists (the pool refills in the background).
+    proc = ecdsa_cluster.mpcctl("sign", "--key-id", key_id, "--message-hex", "00", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    channel, node = _node_stub(ecdsa_cluster, 1)  # mpc-1, party 2
+    try:
+        listed = node.ListPresignatures(
+            node_pb2.ListPresignaturesRequest(key_id=key_id), timeout=30
+        )
+        entries = [e for e in listed.presignatures if 2 in e.signers]
+        if not entries:
+            pytest.fail("mpc-1 holds no presignature of the key to test with")
+        entry = entries[0]
+
+        def partial(request_id: bytes, message: bytes) -> Any:
+            return node.PartialSign(
+                node_pb2.PartialSignRequest(
+                    key_id=key_id,
+                    presignature_id=entry.presignature_id,
+                    request_id=request_id,
+                    signers=list(entry.signers),
+                    message=message,
+                ),
+                timeout=30,
+            )
+
+        first = partial(b"A" * 16, b"first message")
+        assert len(first.sigma) == 32
+    finally:
+        channel.close()
+
+    ecdsa_cluster.run("kill-node", "1")
+    ecdsa_cluster.run("start-node", "1")
+
+    channel, node = _node_stub(ecdsa_cluster, 1)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            partial(b"B" * 16, b"another message")
+        assert "already used" in (refused.value.details() or "")
+        # The identical request gets the identical σ_i back (a lost reply can be re-fetched).
+        assert partial(b"A" * 16, b"first message").sigma == first.sigma
+        listed = node.ListPresignatures(
+            node_pb2.ListPresignaturesRequest(key_id=key_id), timeout=30
+        )
+        assert entry.presignature_id not in [e.presignature_id for e in listed.presignatures]
+    finally:
+        channel.close()
+
+    # The coordinator's pool still held that presignature: signing burns it and goes on.
+    for _ in range(3):
+        proc = ecdsa_cluster.mpcctl("sign", "--key-id", key_id, "--message-hex", "01", timeout=600)
+        assert proc.returncode == 0, proc.stderr
