@@ -172,7 +172,8 @@ def frost_markdown(frost: dict[str, Any]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--section", choices=["all", "frost", "zk"], default="all")
+    parser.add_argument("--section", choices=["all", "frost", "zk", "ecdsa"], default="all")
+    parser.add_argument("--ecdsa-signatures", type=int, default=40)
     parser.add_argument("--signatures", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--proof-runs", type=int, default=3)
@@ -194,6 +195,15 @@ def main() -> int:
         from bench_zk import bench_proofs
 
         results["zk_proofs"] = bench_proofs(args.proof_runs)
+    if args.section in ("all", "ecdsa"):
+        from bench_ecdsa import bench_ecdsa_cluster, bench_presign_in_process
+
+        results["cggmp_ecdsa_3_of_5"] = {
+            "in_process": bench_presign_in_process(args.proof_runs),
+            "cluster": bench_ecdsa_cluster(
+                args.ecdsa_signatures, args.concurrency // 2, args.base_port + 100
+            ),
+        }
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     m = results["machine"]
     lines = [
@@ -208,6 +218,10 @@ def main() -> int:
         from bench_zk import markdown
 
         lines += markdown(results["zk_proofs"]) + [""]
+    if "cggmp_ecdsa_3_of_5" in results:
+        from bench_ecdsa import markdown as ecdsa_markdown
+
+        lines += ecdsa_markdown(results["cggmp_ecdsa_3_of_5"])
     (out / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

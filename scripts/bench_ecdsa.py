@@ -2,12 +2,17 @@
 
 In one process: a 3-of-5 presignature (all three signers' work, one core) with its modexp
 count and arithmetic floor (the same modexps timed bare), and one-round signing.
+Over a local cluster: aux-info (and a node's health-check latency while it runs), keygen,
+interactive digest signing, the presignature pool's refill, online signing with the pool warm
+and the sustained rate once the pool is drained.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -82,4 +87,205 @@ def markdown(results: dict[str, Any]) -> list[str]:
             f"verify): {ip['sign_and_combine_ms']} ms.",
             "",
         ]
+    c = results.get("cluster")
+    if c:
+        idle, busy = c["health_idle"], c["health_during_aux_info"]
+        lines += [
+            f"Cluster (5 node processes and the coordinator on this machine): aux-info "
+            f"{c['aux_info_seconds']} s; keygen {c['keygen_seconds']} s. Node mpc-0's gRPC health "
+            f"check while it made aux-info: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, "
+            f"max {busy['max_ms']} ms over {busy['checks']} checks (idle: p99 {idle['p99_ms']} "
+            f"ms). The presignature pool (target {c['pool_target']}) refilled in "
+            f"{c['pool_fill_seconds']} s.",
+            "",
+            "| signing | signatures | p50 ms | p95 ms | throughput /s |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        rows = [
+            ("digest, interactive (presign + sign)", c["interactive_sign"]),
+            ("message, pool warm (online round only)", c["online_sign_pool_warm"]),
+        ]
+        rows += [
+            (f"message, sustained ({k.rsplit('_', 1)[-1]} concurrent)", v)
+            for k, v in c.items()
+            if k.startswith("sustained_")
+        ]
+        for name, r in rows:
+            lines.append(
+                f"| {name} | {r['count']} | {r['p50_ms']} | {r['p95_ms']} | "
+                f"{r['throughput_per_s']} |"
+            )
+        lines.append("")
     return lines
+
+
+# --------------------------------------------------------------------------- over the cluster
+
+
+class HealthSampler:
+    """Calls a node's gRPC health check back to back in a thread, recording each latency."""
+
+    def __init__(self, address: str) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self._channel = grpc.insecure_channel(address)
+        self._stub = health_pb2_grpc.HealthStub(self._channel)
+        self._request = health_pb2.HealthCheckRequest(service="")
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            self._stub.Check(self._request, timeout=30)
+            self.latencies.append(time.perf_counter() - started)
+            self._stop.wait(0.01)
+
+    def __enter__(self) -> HealthSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._channel.close()
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+        return {
+            "checks": len(ordered),
+            "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 2),
+            "max_ms": round(ordered[-1] * 1000, 2),
+        }
+
+
+def _latencies(samples: list[float], wall: float) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "count": len(ordered),
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 1),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 1),
+        "throughput_per_s": round(len(ordered) / wall, 2),
+    }
+
+
+def bench_ecdsa_cluster(signatures: int, concurrency: int, base_port: int) -> dict[str, Any]:
+    """Aux-info (with a node's health-check latency meanwhile), keygen, presigning, signing."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import coincurve
+    import grpc
+
+    from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
+
+    root = Path(__file__).resolve().parent.parent
+    workdir = tempfile.mkdtemp(prefix="mpc-bench-ecdsa-")
+    devcluster = [sys.executable, "-m", "coordinator.devcluster"]
+    where = ["--dir", workdir, "--base-port", str(base_port)]
+    primes = root / "tests" / "fixtures" / "safe_primes.json"
+    subprocess.run(
+        [*devcluster, "up", "--prime-pool", "0", "--test-primes", str(primes), *where],
+        check=True,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        info = json.loads((Path(workdir) / "cluster.json").read_text())
+        t = info["tls"]
+        creds = grpc.ssl_channel_credentials(
+            Path(t["ca"]).read_bytes(),
+            Path(t["client_key"]).read_bytes(),
+            Path(t["client_cert"]).read_bytes(),
+        )
+        channel = grpc.secure_channel(info["coordinator"]["address"], creds)
+        stub = coordinator_pb2_grpc.CoordinatorStub(channel)
+        out: dict[str, Any] = {}
+
+        with HealthSampler(info["nodes"][0]["health"]) as idle:
+            time.sleep(2.0)
+        out["health_idle"] = idle.summary()
+
+        with HealthSampler(info["nodes"][0]["health"]) as busy:
+            started = time.perf_counter()
+            op = stub.StartAuxInfo(coordinator_pb2.StartAuxInfoRequest(), timeout=30)
+            while op.state not in ("done", "failed"):
+                time.sleep(0.2)
+                op = stub.GetOperation(
+                    coordinator_pb2.GetOperationRequest(operation_id=op.operation_id), timeout=30
+                )
+            out["aux_info_seconds"] = round(time.perf_counter() - started, 2)
+        if op.state != "done":
+            raise RuntimeError(f"aux-info failed: {op.error}")
+        out["health_during_aux_info"] = busy.summary()
+
+        started = time.perf_counter()
+        key = stub.CreateKey(
+            coordinator_pb2.CreateKeyRequest(scheme="secp256k1", threshold=3, parties=5),
+            timeout=600,
+        )
+        out["keygen_seconds"] = round(time.perf_counter() - started, 3)
+        public = coincurve.PublicKey(bytes(key.public_key))
+
+        def sign_message(_: int) -> float:
+            message = os.urandom(48)
+            t0 = time.perf_counter()
+            response = stub.Sign(
+                coordinator_pb2.SignRequest(key_id=key.key_id, message=message), timeout=600
+            )
+            elapsed = time.perf_counter() - t0
+            digest = hashlib.sha256(message).digest()
+            assert public.verify(bytes(response.signature_der), digest, hasher=None)
+            return elapsed
+
+        def sign_digest() -> float:
+            digest = os.urandom(32)
+            t0 = time.perf_counter()
+            response = stub.Sign(
+                coordinator_pb2.SignRequest(key_id=key.key_id, digest=digest), timeout=600
+            )
+            elapsed = time.perf_counter() - t0
+            assert public.verify(bytes(response.signature_der), digest, hasher=None)
+            return elapsed
+
+        # Interactive (digest) signing: a presignature made on demand plus the signing round.
+        interactive = [sign_digest() for _ in range(3)]
+        out["interactive_sign"] = _latencies(interactive, sum(interactive))
+
+        # Warm pool: wait until the background refill reached its target, time the refill.
+        def ready() -> tuple[int, int]:
+            status = stub.PresignStatus(
+                coordinator_pb2.PresignStatusRequest(key_id=key.key_id), timeout=30
+            )
+            return sum(p.ready for p in status.pools), status.target
+
+        started = time.perf_counter()
+        have, target = ready()
+        while target and have < target:
+            time.sleep(0.5)
+            have, target = ready()
+        fill = time.perf_counter() - started
+        out["pool_target"] = target
+        out["pool_fill_seconds"] = round(fill, 2)
+        warm = [sign_message(n) for n in range(max(1, target))]
+        out["online_sign_pool_warm"] = _latencies(warm, sum(warm))
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            sustained = list(pool.map(sign_message, range(signatures)))
+        out[f"sustained_concurrency_{concurrency}"] = _latencies(
+            sustained, time.perf_counter() - started
+        )
+        channel.close()
+        return out
+    finally:
+        subprocess.run(
+            [*devcluster, "down", "--purge", *where], cwd=root, stdout=subprocess.DEVNULL
+        )
