@@ -3,7 +3,9 @@
 Results go to stdout as JSON. Every failure (a gRPC status from the server, bad
 local input, a usage error, an unexpected exception) exits with status 1 and
 writes exactly one JSON object ``{"error": "<gRPC status name>", "message": ...}``
-to stderr, never a traceback, so scripts can parse both outcomes.
+to stderr, never a traceback, so scripts can parse both outcomes. The one exception
+is ``aux-info``, which follows a long operation: it writes plain progress lines to
+stderr while it waits, and the JSON error (if any) is then the last line.
 
 Connection: ``--cluster DIR`` (or ``$MPC_CLUSTER``) reads ``DIR/cluster.json``
 written by ``scripts/cluster``; ``--coordinator HOST:PORT --ca --cert --key``
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,12 @@ from mpcnode.tls import channel_credentials  # noqa: E402
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc  # noqa: E402
 
 DEFAULT_TIMEOUT = 120.0
+KEYGEN_ECDSA_TIMEOUT = 3600.0
+"""Default deadline of a secp256k1 keygen: it may first make the committee's aux-info, which
+waits for every node's safe primes (minutes on a fresh cluster)."""
+POLL_INTERVAL = 1.0
 CLUSTER_ENV = "MPC_CLUSTER"
+DIGEST_BYTES = 32
 
 
 class CliError(Exception):
@@ -109,8 +117,9 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) 
         "--timeout",
         metavar="SECONDS",
         type=_positive_float,
-        default=default(DEFAULT_TIMEOUT),
-        help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})",
+        default=default(None),
+        help=f"deadline of each call (default {DEFAULT_TIMEOUT:g}; "
+        f"keygen --scheme secp256k1: {KEYGEN_ECDSA_TIMEOUT:g})",
     )
 
 
@@ -120,21 +129,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    keygen = sub.add_parser("keygen", help="create a key by distributed key generation")
-    keygen.add_argument("--scheme", required=True, help='signature scheme, e.g. "ed25519"')
+    keygen = sub.add_parser(
+        "keygen",
+        help="create a key by distributed key generation",
+        description="Create a key shared by every node. A secp256k1 key first needs the "
+        "committee's CGGMP aux-info; the coordinator makes it if a node lacks it (see aux-info).",
+    )
+    keygen.add_argument(
+        "--scheme", required=True, help='signature scheme: "ed25519" (FROST) or "secp256k1" (ECDSA)'
+    )
     keygen.add_argument("--threshold", type=_positive_int, default=3, help="signers needed")
     keygen.add_argument("--parties", type=_positive_int, default=5, help="share holders")
 
-    sign = sub.add_parser("sign", help="sign a message with a key")
+    sign = sub.add_parser(
+        "sign",
+        help="sign a message (or, secp256k1, a 32-byte digest) with a key",
+        description="Sign with a key. ed25519 signs the message. secp256k1 signs SHA-256 of "
+        "the message, computed by the nodes, using a pooled presignature; --digest-hex signs a "
+        "caller's 32-byte digest instead, interactively with a presignature made after the "
+        "digest is fixed (never from the pool: CVE-2025-66017), which is slower.",
+    )
     sign.add_argument("--key-id", required=True)
     message = sign.add_mutually_exclusive_group(required=True)
     message.add_argument("--message-hex", metavar="HEX", help="message as hex")
+    message.add_argument("--message", metavar="TEXT", help="message as text (UTF-8)")
     message.add_argument("--message-file", metavar="FILE", help="message file, raw bytes (- stdin)")
+    message.add_argument(
+        "--digest-hex",
+        metavar="HEX",
+        help="secp256k1 only: a 32-byte digest as hex, signed as is (interactive signing, "
+        "never from the presignature pool)",
+    )
 
     pubkey = sub.add_parser("pubkey", help="show a key's public information")
     pubkey.add_argument("--key-id", required=True)
 
     sub.add_parser("keys", help="list all keys")
+
+    status = sub.add_parser("presign-status", help="show a secp256k1 key's presignature pools")
+    status.add_argument("--key-id", required=True)
+
+    aux = sub.add_parser(
+        "aux-info",
+        help="make the committee's CGGMP aux-info (Paillier keys) and follow its progress",
+        description="Start the aux-info operation (or join the one running) and print progress "
+        "lines on stderr until it ends; the final operation is printed as JSON on stdout.",
+    )
+    aux.add_argument(
+        "--no-wait", action="store_true", help="print the started operation as JSON and return"
+    )
 
     for subparser in sub.choices.values():
         _add_connection_options(subparser, suppress=True)
@@ -206,19 +249,32 @@ def resolve_connection(args: argparse.Namespace) -> Connection:
     )
 
 
-def _message_bytes(args: argparse.Namespace) -> bytes:
-    """The message to sign, exactly as given: hex decoded, or the file's raw bytes."""
-    if args.message_file is not None:
-        if args.message_file == "-":
-            return sys.stdin.buffer.read()
-        return _read_file(Path(args.message_file), "message file")
-    text = args.message_hex.strip()
+def _hex_bytes(text: str, flag: str) -> bytes:
+    text = text.strip()
     if text[:2] in ("0x", "0X"):
         text = text[2:]
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise _invalid("--message-hex is not valid hex (an even number of 0-9a-f digits)") from None
+        raise _invalid(f"{flag} is not valid hex (an even number of 0-9a-f digits)") from None
+
+
+def _digest_bytes(args: argparse.Namespace) -> bytes:
+    digest = _hex_bytes(args.digest_hex, "--digest-hex")
+    if len(digest) != DIGEST_BYTES:
+        raise _invalid(f"--digest-hex must be {DIGEST_BYTES} bytes ({2 * DIGEST_BYTES} hex digits)")
+    return digest
+
+
+def _message_bytes(args: argparse.Namespace) -> bytes:
+    """The message to sign, exactly as given: hex decoded, UTF-8 text, or the file's raw bytes."""
+    if args.message is not None:
+        return str(args.message).encode()
+    if args.message_file is not None:
+        if args.message_file == "-":
+            return sys.stdin.buffer.read()
+        return _read_file(Path(args.message_file), "message file")
+    return _hex_bytes(args.message_hex, "--message-hex")
 
 
 def key_info_to_json(info: Any) -> dict[str, Any]:
@@ -244,12 +300,61 @@ def _open_channel(conn: Connection) -> grpc.Channel:
 
 
 def _sign_reply_to_json(reply: Any) -> dict[str, Any]:
+    """Ed25519: key_id, signature, public_key, signers. secp256k1 adds scheme, signature_der,
+    recovery_id and digest (signature is r||s, 64 bytes, low-S)."""
+    if reply.scheme != "secp256k1":
+        return {
+            "key_id": reply.key_id,
+            "signature": reply.signature.hex(),
+            "public_key": reply.public_key.hex(),
+            "signers": list(reply.signers),
+        }
     return {
         "key_id": reply.key_id,
+        "scheme": reply.scheme,
         "signature": reply.signature.hex(),
+        "signature_der": reply.signature_der.hex(),
+        "recovery_id": reply.recovery_id,
         "public_key": reply.public_key.hex(),
+        "digest": reply.digest.hex(),
         "signers": list(reply.signers),
     }
+
+
+def _presign_status_to_json(reply: Any) -> dict[str, Any]:
+    return {
+        "key_id": reply.key_id,
+        "target": reply.target,
+        "pools": [
+            {
+                "signers": list(pool.signers),
+                "ready": pool.ready,
+                "in_flight": pool.in_flight,
+                "made": pool.made,
+                "used": pool.used,
+            }
+            for pool in reply.pools
+        ],
+    }
+
+
+def operation_to_json(op: Any) -> dict[str, Any]:
+    """An Operation as printed by aux-info."""
+    return {
+        "operation_id": op.operation_id,
+        "kind": op.kind,
+        "state": op.state,
+        "stage": op.stage,
+        "round": op.round,
+        "rounds": op.rounds,
+        "error": op.error,
+        "culprits": list(op.culprits),
+        "primes_ready": dict(sorted(op.primes_ready.items())),
+    }
+
+
+def _progress_line(op: Any) -> str:
+    return f"aux-info {op.operation_id}: {op.state}" + (f", {op.stage}" if op.stage else "")
 
 
 def _keys_reply_to_json(reply: Any) -> list[dict[str, Any]]:
@@ -266,13 +371,54 @@ def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
         )
         return "CreateKey", request, key_info_to_json
     if args.command == "sign":
-        request = coordinator_pb2.SignRequest(key_id=args.key_id, message=_message_bytes(args))
+        if args.digest_hex is not None:
+            request = coordinator_pb2.SignRequest(key_id=args.key_id, digest=_digest_bytes(args))
+        else:
+            request = coordinator_pb2.SignRequest(key_id=args.key_id, message=_message_bytes(args))
         return "Sign", request, _sign_reply_to_json
     if args.command == "pubkey":
         return "GetKey", coordinator_pb2.GetKeyRequest(key_id=args.key_id), key_info_to_json
     if args.command == "keys":
         return "ListKeys", coordinator_pb2.ListKeysRequest(), _keys_reply_to_json
+    if args.command == "presign-status":
+        request = coordinator_pb2.PresignStatusRequest(key_id=args.key_id)
+        return "PresignStatus", request, _presign_status_to_json
+    if args.command == "aux-info":
+        return "StartAuxInfo", coordinator_pb2.StartAuxInfoRequest(), operation_to_json
     raise CliError("INTERNAL", f"unhandled command {args.command!r}")  # argparse admits no other
+
+
+def _timeout(args: argparse.Namespace) -> float:
+    if args.timeout is not None:
+        return float(args.timeout)
+    if args.command == "keygen" and args.scheme == "secp256k1":
+        return KEYGEN_ECDSA_TIMEOUT
+    return DEFAULT_TIMEOUT
+
+
+def _follow_operation(stub: Any, op: Any, timeout: float) -> Any:
+    """Poll GetOperation until the operation ends, a progress line on stderr per change.
+
+    A failed operation becomes an ABORTED error carrying its message and culprits.
+    """
+    last = ""
+    while True:
+        line = _progress_line(op)
+        if line != last:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+            last = line
+        if op.state in ("done", "failed"):
+            break
+        time.sleep(POLL_INTERVAL)
+        request = coordinator_pb2.GetOperationRequest(operation_id=op.operation_id)
+        op = stub.GetOperation(request, timeout=timeout)
+    if op.state == "failed":
+        message = op.error or "aux-info failed"
+        if op.culprits:
+            message += f" (culprits: {', '.join(op.culprits)})"
+        raise CliError("ABORTED", message)
+    return op
 
 
 def run(args: argparse.Namespace) -> Any:
@@ -283,10 +429,13 @@ def run(args: argparse.Namespace) -> Any:
     """
     method, request, to_json = prepare(args)
     conn = resolve_connection(args)
+    timeout = _timeout(args)
     with _open_channel(conn) as channel:
         # The generated stub is untyped; its methods return the reply message.
         stub = coordinator_pb2_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
-        reply = getattr(stub, method)(request, timeout=args.timeout)
+        reply = getattr(stub, method)(request, timeout=timeout)
+        if args.command == "aux-info" and not args.no_wait:
+            reply = _follow_operation(stub, reply, timeout)
     return to_json(reply)
 
 

@@ -2,10 +2,13 @@
 
 It relays sealed, signed envelopes between nodes in lock-step rounds, checks
 the signatures of everything it consumes itself (FROST commitments and shares,
-DKG confirmations), aggregates FROST signatures, and picks signer quorums among
-live nodes, retrying with another quorum when a signer dies or cheats. Its key
-registry is a cache that can always be rebuilt from the nodes: every key record
-carries the signed confirmations of all its holders.
+DKG confirmations, ECDSA partial signatures), aggregates signatures, and picks
+signer quorums among live nodes, retrying with another quorum when a signer dies
+or cheats. Its key registry is a cache that can always be rebuilt from the nodes:
+every key record carries the signed confirmations of all its holders. For
+secp256k1 (CGGMP ECDSA) it also runs the committee's aux-info as a background
+operation and keeps presignature pools (`coordinator.presign_pool`), whose index
+(ids and signer sets, never secrets) is rebuilt from the nodes after a restart.
 """
 
 from __future__ import annotations
@@ -15,18 +18,22 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import trio
 
+from coordinator.presign_pool import DEFAULT_TARGET, PresignPools, Refiller, SignerSet
 from mpcnode import tls
-from mpcnode.crypto.group import GROUPS
+from mpcnode.crypto.ecdsa import EcdsaSignature
+from mpcnode.crypto.group import GROUPS, SECP256K1
 from mpcnode.envelope import verify_envelope
 from mpcnode.errors import (
+    InternalBug,
     InvalidInput,
     InvalidSignature,
     KeyNotFound,
@@ -36,6 +43,8 @@ from mpcnode.errors import (
 )
 from mpcnode.identity import Roster
 from mpcnode.protocols.base import BROADCAST, COORDINATOR, execution_id
+from mpcnode.protocols.cggmp import sign as cggmp_sign
+from mpcnode.protocols.cggmp.presign import PresignaturePublic
 from mpcnode.protocols.frost.sign import FrostAggregator
 from mpcnode.protocols.keys import PublicKeyPackage
 from mpcnode.rpc import (
@@ -52,12 +61,37 @@ log = logging.getLogger("coordinator")
 
 PROBE_TIMEOUT = 3.0
 ROUND_TIMEOUT = 60.0
+PARTIAL_SIGN_TIMEOUT = 30.0
 SIGN_ATTEMPTS = 3
+MAX_STALE_PRESIGNATURES = 16
 MAX_MESSAGE_BYTES = 1024 * 1024
-SUPPORTED_SCHEMES = ("ed25519",)
+DIGEST_BYTES = 32
+SUPPORTED_SCHEMES = ("ed25519", "secp256k1")
+
+AUX_INFO_ROUNDS = 4
+"""Node calls of one aux-info session: Start and three Steps (three wire rounds, then done)."""
+AUX_INFO_POLL_SECONDS = 2.0
+AUX_INFO_PRIMES_WAIT_SECONDS = 3600.0
+"""How long an aux-info operation waits for the nodes' safe-prime pools before it fails."""
+AUX_INFO_UNREACHABLE_GRACE = 30.0
+"""How long an aux-info operation waits for a node that does not answer (one starting up)."""
+MAX_OPERATIONS_KEPT = 32
+WARM_POOLS_ATTEMPTS = 30
+WARM_POOLS_INTERVAL = 2.0
+
+_UNREACHABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
+)
+"""Node call failures that mean "not there (now)" rather than a refusal or misbehaviour."""
 
 Envelope = Any  # envelope_pb2.Envelope
 Tap = Callable[[Envelope], Envelope]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,11 +110,16 @@ class CoordinatorConfig:
     tls_cert: Path
     tls_key: Path
     nodes: tuple[NodeAddress, ...]
+    presign_pool_target: int = DEFAULT_TARGET
+    """Ready presignatures kept per key and signer set (0 disables pooling)."""
 
     @classmethod
     def load(cls, path: str | Path) -> CoordinatorConfig:
         try:
             raw: dict[str, Any] = json.loads(Path(path).read_text())
+            target = int(raw.get("presign_pool_target", DEFAULT_TARGET))
+            if target < 0:
+                raise ValueError("presign_pool_target must be >= 0")
             return cls(
                 listen=str(raw["listen"]),
                 health_listen=str(raw["health_listen"]),
@@ -92,6 +131,7 @@ class CoordinatorConfig:
                     NodeAddress(str(n["name"]), int(n["party"]), str(n["address"]))
                     for n in raw["nodes"]
                 ),
+                presign_pool_target=target,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad coordinator config {path}: {exc.__class__.__name__}") from exc
@@ -108,6 +148,11 @@ class NodeCallFailed(MpcError):
         super().__init__(f"party {party}: {code.name}: {details}")
 
 
+class PresignatureUnusable(ProtocolAborted):
+    """A pooled presignature was refused by its signers (already consumed elsewhere, or
+    gone): nobody misbehaved provably, so signing retries with another one, same signers."""
+
+
 @dataclass
 class SessionTranscript:
     """Every envelope the nodes produced in one session, by round."""
@@ -117,6 +162,52 @@ class SessionTranscript:
 
     def from_round(self, number: int) -> list[Envelope]:
         return list(self.rounds[number - 1])
+
+
+@dataclass
+class Operation:
+    """A long-running coordinator task a client follows with GetOperation (aux-info)."""
+
+    operation_id: str
+    kind: str
+    state: str = "waiting-for-primes"
+    stage: str = ""
+    round: int = 0
+    rounds: int = 0
+    error: str = ""
+    culprits: tuple[str, ...] = ()
+    primes_ready: dict[str, int] = field(default_factory=dict)
+    failure: MpcError | None = field(default=None, repr=False)
+    finished: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return not self.finished.is_set()
+
+    def to_proto(self) -> Any:
+        return coordinator_pb2.Operation(
+            operation_id=self.operation_id,
+            kind=self.kind,
+            state=self.state,
+            stage=self.stage,
+            round=self.round,
+            rounds=self.rounds,
+            error=self.error,
+            culprits=list(self.culprits),
+            primes_ready=dict(self.primes_ready),
+        )
+
+
+@dataclass(frozen=True)
+class SignOutcome:
+    """One finished signature: the raw bytes (Ed25519, or ECDSA r||s) and what made it."""
+
+    record: Any
+    signers: list[int]
+    signature: bytes
+    ecdsa: EcdsaSignature | None = None
+    digest: bytes = b""
+    """secp256k1: the 32-byte digest that was signed (SHA-256 of the message, or the caller's)."""
 
 
 def key_info(record: Any) -> Any:
@@ -149,13 +240,19 @@ def package_of(record: Any) -> PublicKeyPackage:
 
 
 class Coordinator:
-    """Drives sessions over a set of node stubs. Usable in-process (tests) or behind gRPC."""
+    """Drives sessions over a set of node stubs. Usable in-process (tests) or behind gRPC.
+
+    Background work (aux-info operations, presignature refills) runs in the nursery of
+    `run_background`; without it, aux-info still runs inline when key generation needs it
+    and signing makes its presignatures on demand.
+    """
 
     def __init__(
         self,
         roster: Roster,
         nodes: Sequence[NodeAddress],
         channel_factory: Callable[[str], grpc.Channel],
+        presign_pool_target: int = DEFAULT_TARGET,
     ) -> None:
         self.roster = roster
         self.nodes = {n.party: n for n in nodes}
@@ -169,6 +266,14 @@ class Coordinator:
         """Test hook: sees (and may replace) every envelope the coordinator relays."""
         self.blamed: list[tuple[str, int]] = []
         """(session protocol, party) of every provable misbehaviour seen, newest last."""
+        self.pools = PresignPools(presign_pool_target)
+        self.refiller = Refiller(self.pools, self._refill_presign, self._refill_set)
+        self.operations: dict[str, Operation] = {}
+        self._aux_op: Operation | None = None
+        self._nursery: trio.Nursery | None = None
+        self._pool_locks: dict[str, trio.Lock] = {}
+        self._suspects: dict[str, set[int]] = {}
+        """Per key, parties that misbehaved in a presign or sign: refills avoid them."""
 
     def close(self) -> None:
         for ch in self._channels.values():
@@ -177,6 +282,28 @@ class Coordinator:
     def name_of(self, party: int) -> str:
         node = self.nodes.get(party)
         return node.name if node else f"party-{party}"
+
+    def _names(self, parties: Sequence[int]) -> list[str]:
+        return [self.name_of(p) for p in parties]
+
+    @property
+    def committee(self) -> list[int]:
+        """Every node of the roster: the holders of every key and the aux-info committee."""
+        return sorted(self.nodes)
+
+    async def run_background(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host background work (aux-info operations, pool refills) until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.refiller.run)
+            self._nursery = nursery
+            nursery.start_soon(self._warm_pools)
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
 
     # -- node calls --------------------------------------------------------------------------
 
@@ -231,13 +358,7 @@ class Coordinator:
                 f"{what} aborted: {reason}" + (f"; misbehaving: {names}" if names else ""),
                 culprits,
             )
-        unreachable = {
-            grpc.StatusCode.UNAVAILABLE,
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            grpc.StatusCode.CANCELLED,
-            grpc.StatusCode.FAILED_PRECONDITION,
-        }
-        if all(f.code in unreachable for f in failures.values()):
+        if all(f.code in _UNREACHABLE for f in failures.values()):
             raise QuorumUnavailable(
                 f"{what} lost contact with nodes", [self.name_of(p) for p in sorted(failures)]
             )
@@ -253,10 +374,21 @@ class Coordinator:
 
     # -- the relay ---------------------------------------------------------------------------
 
-    async def run_session(self, start: Any, parties: Sequence[int]) -> SessionTranscript:
-        """Run one lock-step session among `parties`; abort it on every node on failure."""
+    async def run_session(
+        self,
+        start: Any,
+        parties: Sequence[int],
+        progress: Callable[[int], None] | None = None,
+    ) -> SessionTranscript:
+        """Run one lock-step session among `parties`; abort it on every node on failure.
+
+        `progress(k)` is called before the k-th fan-out (k = 1 is Start, then one per Step).
+        """
         transcript = SessionTranscript(bytes(start.session_id))
+        call_number = 1
         try:
+            if progress is not None:
+                progress(call_number)
             results, failures = await self._fanout(
                 {p: ("Start", start) for p in parties}, ROUND_TIMEOUT
             )
@@ -276,6 +408,9 @@ class Coordinator:
                     p: [e for e in produced if e.sender != p and e.recipient in (BROADCAST, p)]
                     for p in parties
                 }
+                call_number += 1
+                if progress is not None:
+                    progress(call_number)
                 results, failures = await self._fanout(
                     {
                         p: (
@@ -342,11 +477,17 @@ class Coordinator:
         return package
 
     async def create_key(self, scheme: str, threshold: int, parties: int) -> Any:
+        """Distributed key generation over every node (FROST DKG for both schemes).
+
+        A secp256k1 key also needs the committee's CGGMP aux-info before it can presign:
+        if any node lacks it, the aux-info operation runs (or the running one is joined)
+        first, so a key is never handed out that cannot sign yet.
+        """
         if scheme not in SUPPORTED_SCHEMES:
             raise InvalidInput(
                 f"scheme {scheme!r} is not available; supported: {', '.join(SUPPORTED_SCHEMES)}"
             )
-        everyone = sorted(self.nodes)
+        everyone = self.committee
         if parties != len(everyone):
             raise InvalidInput(f"parties must be {len(everyone)}: keys are shared by every node")
         if not 2 <= threshold <= parties:
@@ -357,6 +498,8 @@ class Coordinator:
             raise QuorumUnavailable(
                 "key generation needs every node", [self.name_of(p) for p in missing]
             )
+        if scheme == "secp256k1":
+            await self.ensure_aux_info()
         key_id = str(uuid.uuid4())
         start = node_pb2.StartRequest(
             session_id=os.urandom(16),
@@ -369,6 +512,9 @@ class Coordinator:
         await self.run_session(start, everyone)
         record = await self._fetch_record(key_id, everyone)
         log.info("created %s key %s (%d-of-%d)", scheme, key_id, threshold, parties)
+        if scheme == "secp256k1":
+            self.pools.register(key_id)  # a fresh key has no presignature anywhere
+            self.refiller.ensure(key_id)
         return key_info(record)
 
     async def _fetch_record(self, key_id: str, parties: Sequence[int]) -> Any:
@@ -424,19 +570,304 @@ class Coordinator:
                 self.registry[record.key_id] = record
         return [self.registry[k] for k in sorted(self.registry)]
 
+    # -- aux-info (CGGMP, per committee) -----------------------------------------------------
+
+    async def _aux_info_statuses(self, committee: Sequence[int]) -> dict[int, Any]:
+        """AuxInfoStatus of every committee node; QuorumUnavailable if one does not answer."""
+        request = node_pb2.AuxInfoStatusRequest(parties=committee)
+        results, failures = await self._fanout(
+            {p: ("AuxInfoStatus", request) for p in committee}, PROBE_TIMEOUT
+        )
+        if failures:
+            self._raise_for(failures, "aux-info status")
+        return results
+
+    def operation(self, operation_id: str) -> Operation:
+        op = self.operations.get(operation_id)
+        if op is None:
+            raise KeyNotFound(f"no operation {operation_id!r}")
+        return op
+
+    def _new_aux_op(self) -> Operation:
+        op = Operation(operation_id=str(uuid.uuid4()), kind="aux-info", rounds=AUX_INFO_ROUNDS)
+        op.stage = "checking the nodes' safe primes"
+        self.operations[op.operation_id] = op
+        finished = [k for k, v in self.operations.items() if not v.running]
+        for old in finished[: max(0, len(self.operations) - MAX_OPERATIONS_KEPT)]:
+            del self.operations[old]
+        self._aux_op = op
+        return op
+
+    def start_aux_info(self) -> Operation:
+        """Start the committee's aux-info in the background, or return the one running."""
+        if self._aux_op is not None and self._aux_op.running:
+            return self._aux_op
+        if self._nursery is None:
+            raise InternalBug("coordinator background tasks are not running")
+        op = self._new_aux_op()
+        self._nursery.start_soon(self._run_aux_info, op)
+        return op
+
+    async def ensure_aux_info(self) -> None:
+        """Return once every committee node holds aux-info; make it if one does not."""
+        statuses = await self._aux_info_statuses(self.committee)
+        if all(s.ready for s in statuses.values()):
+            return
+        lacking = [self.name_of(p) for p, s in sorted(statuses.items()) if not s.ready]
+        log.info("aux-info missing on %s: making it", ", ".join(lacking))
+        if self._aux_op is not None and self._aux_op.running:
+            op = self._aux_op
+        elif self._nursery is None:
+            op = self._new_aux_op()
+            await self._run_aux_info(op)
+        else:
+            op = self.start_aux_info()
+        await op.finished.wait()
+        if op.failure is not None:
+            raise op.failure
+
+    async def _run_aux_info(self, op: Operation) -> None:
+        """Wait until every node has the safe primes one run takes, then run the session."""
+        committee = self.committee
+        short: list[int] = []
+        try:
+            with trio.move_on_after(AUX_INFO_PRIMES_WAIT_SECONDS) as waiting:
+                silent_since: float | None = None
+                while True:
+                    request = node_pb2.AuxInfoStatusRequest(parties=committee)
+                    statuses, failures = await self._fanout(
+                        {p: ("AuxInfoStatus", request) for p in committee}, PROBE_TIMEOUT
+                    )
+                    if failures:
+                        # A node that is starting (or restarting) gets a grace period; any
+                        # other failure, or silence for longer, fails the operation.
+                        now = trio.current_time()
+                        silent_since = now if silent_since is None else silent_since
+                        only_silent = all(f.code in _UNREACHABLE for f in failures.values())
+                        if not only_silent or now - silent_since > AUX_INFO_UNREACHABLE_GRACE:
+                            self._raise_for(failures, "aux-info status")
+                        op.stage = (
+                            "waiting for " + ", ".join(self._names(sorted(failures))) + " to answer"
+                        )
+                        await trio.sleep(AUX_INFO_POLL_SECONDS)
+                        continue
+                    silent_since = None
+                    op.primes_ready = {
+                        self.name_of(p): int(s.primes_ready) for p, s in statuses.items()
+                    }
+                    short = [
+                        p for p, s in sorted(statuses.items()) if s.primes_ready < s.primes_needed
+                    ]
+                    if not short:
+                        break
+                    op.stage = "waiting for safe primes: " + ", ".join(
+                        f"{self.name_of(p)} {statuses[p].primes_ready}/{statuses[p].primes_needed}"
+                        for p in short
+                    )
+                    await trio.sleep(AUX_INFO_POLL_SECONDS)
+            if waiting.cancelled_caught:
+                raise QuorumUnavailable(
+                    "aux-info: timed out waiting for safe primes", self._names(short)
+                )
+            op.state = "running"
+            op.primes_ready = {}
+
+            def progress(k: int) -> None:
+                op.round = k
+                op.stage = f"round {k} of {op.rounds}"
+
+            start = node_pb2.StartRequest(
+                session_id=os.urandom(16), protocol="cggmp-aux-info", parties=committee
+            )
+            await self.run_session(start, committee, progress)
+            statuses = await self._aux_info_statuses(committee)
+            unstored = [p for p, s in sorted(statuses.items()) if not s.ready]
+            if unstored:
+                raise ProtocolAborted(
+                    "aux-info finished but is not stored on " + ", ".join(self._names(unstored))
+                )
+            op.state, op.stage = "done", "done"
+            log.info("aux-info ready on %s", ", ".join(self._names(committee)))
+        except MpcError as exc:
+            op.state = "failed"
+            op.error = str(exc)
+            op.failure = exc
+            culprits = exc.culprits if isinstance(exc, ProtocolAborted) else ()
+            op.culprits = tuple(self._names(culprits))
+            op.stage = "failed"
+            log.error("aux-info failed: %s", exc)
+        except trio.Cancelled:
+            op.state, op.stage = "failed", "failed"
+            op.error = "the coordinator stopped"
+            op.failure = QuorumUnavailable("aux-info interrupted: the coordinator stopped")
+            raise
+        except Exception:  # a bug: fail the operation, keep the coordinator serving
+            log.exception("aux-info operation %s crashed", op.operation_id)
+            op.state, op.stage, op.error = "failed", "failed", "internal error"
+            op.failure = InternalBug("aux-info operation crashed")
+        finally:
+            op.finished.set()
+
+    # -- presignature pools ------------------------------------------------------------------
+
+    async def _warm_pools(self) -> None:
+        """At startup, rebuild the pools of every secp256k1 key once all nodes answer."""
+        for _ in range(WARM_POOLS_ATTEMPTS):
+            if not self.pools.enabled:
+                return
+            alive = await self.probe(self.committee)
+            if alive == self.committee:
+                break
+            await trio.sleep(WARM_POOLS_INTERVAL)
+        try:
+            for record in await self.list_keys():
+                if record.scheme == "secp256k1":
+                    await self._load_pools(record, package_of(record))
+        except MpcError as exc:
+            log.warning("could not rebuild presignature pools at startup: %s", exc)
+
+    async def _load_pools(self, record: Any, package: PublicKeyPackage) -> None:
+        """Rebuild a key's pools from the nodes on first use (ids every signer lists)."""
+        key_id = record.key_id
+        if not self.pools.enabled:
+            return
+        if not self.pools.loaded(key_id):
+            async with self._pool_locks.setdefault(key_id, trio.Lock()):
+                if not self.pools.loaded(key_id):
+                    alive = await self.probe(package.parties)
+                    request = node_pb2.ListPresignaturesRequest(key_id=key_id)
+                    results, _ = await self._fanout(
+                        {p: ("ListPresignatures", request) for p in alive}, PROBE_TIMEOUT
+                    )
+                    listings = {
+                        party: [
+                            (bytes(e.presignature_id), tuple(e.signers))
+                            for e in resp.presignatures
+                            if e.generation == package.generation
+                        ]
+                        for party, resp in results.items()
+                    }
+                    added = self.pools.rebuild(key_id, listings)
+                    log.info("presign pool of %s rebuilt: %d ready", key_id, added)
+        self.refiller.ensure(key_id)
+
+    async def _presign(self, key_id: str, signers: Sequence[int]) -> bytes:
+        """One CGGMP presign session; the presignature id is its session id."""
+        session_id = os.urandom(16)
+        start = node_pb2.StartRequest(
+            session_id=session_id, protocol="cggmp-presign", key_id=key_id, parties=signers
+        )
+        try:
+            await self.run_session(start, signers)
+        except ProtocolAborted as exc:
+            self._suspects.setdefault(key_id, set()).update(exc.culprits)
+            raise
+        return session_id
+
+    async def _refill_set(self, key_id: str) -> SignerSet | None:
+        record = await self.get_record(key_id)
+        package = package_of(record)
+        alive = await self.probe(package.parties)
+        suspects = self._suspects.get(key_id, set())
+        usable = [p for p in alive if p not in suspects]
+        if len(usable) < package.threshold:
+            usable = alive
+        return self.pools.refill_set(key_id, usable, package.threshold)
+
+    async def _refill_presign(self, key_id: str, signers: SignerSet) -> bytes:
+        return await self._presign(key_id, signers)
+
+    async def presign_status(self, key_id: str) -> Any:
+        """The pools of a secp256k1 key (rebuilt from the nodes on first use)."""
+        record = await self.get_record(key_id)
+        package = package_of(record)
+        if package.scheme != "secp256k1":
+            raise InvalidInput("presignatures exist only for secp256k1 keys")
+        await self._load_pools(record, package)
+        return coordinator_pb2.PresignStatusResponse(
+            key_id=key_id,
+            target=self.pools.target,
+            pools=[
+                coordinator_pb2.PresignPool(
+                    signers=self._names(pool.signers),
+                    ready=len(pool.ready),
+                    in_flight=pool.in_flight,
+                    made=pool.made,
+                    used=pool.used,
+                )
+                for pool in self.pools.pools(key_id)
+            ],
+        )
+
     # -- signing -----------------------------------------------------------------------------
 
     async def sign(self, key_id: str, message: bytes) -> tuple[bytes, Any, list[int]]:
-        """Sign with the first t live holders; on a dead or cheating signer retry without it."""
+        """Sign a message: (signature bytes, key record, signer parties); see `sign_request`."""
+        outcome = await self.sign_request(key_id, message)
+        return outcome.signature, outcome.record, outcome.signers
+
+    async def sign_request(
+        self, key_id: str, message: bytes = b"", digest: bytes = b""
+    ) -> SignOutcome:
+        """Sign a message (either scheme) or a 32-byte digest (secp256k1 only)."""
         if len(message) > MAX_MESSAGE_BYTES:
             raise InvalidInput(f"message longer than {MAX_MESSAGE_BYTES} bytes")
         record = await self.get_record(key_id)
         package = package_of(record)
-        if package.scheme != "ed25519":
+        t = package.threshold
+        if package.scheme == "ed25519":
+            if digest:
+                raise InvalidInput("a digest can be signed only with a secp256k1 key")
+            signature, signers = await self._with_retries(
+                package,
+                lambda alive: alive[:t],
+                lambda signers: self._sign_frost_once(record, package, signers, message),
+            )
+            return SignOutcome(record, signers, signature)
+        if package.scheme != "secp256k1":
             raise InvalidInput(f"signing with scheme {package.scheme!r} is not available")
+        if digest:
+            if len(digest) != DIGEST_BYTES:
+                raise InvalidInput(f"digest must be {DIGEST_BYTES} bytes")
+            if message:
+                raise InvalidInput("give a message or a digest, not both")
+            # A caller's digest is never signed with a pooled presignature: whoever saw the
+            # presignature's nonce point could pick a digest that forges a signature on a
+            # message of their choice (CVE-2025-66017, ePrint 2021/1330 §1.1.2). The
+            # interactive session makes a fresh presignature after the digest is fixed.
+            sig, signers = await self._with_retries(
+                package,
+                lambda alive: alive[:t],
+                lambda signers: self._sign_digest_once(record, package, signers, digest),
+            )
+            return SignOutcome(record, signers, sig.compact(), sig, digest)
+        await self._load_pools(record, package)
+
+        def choose(alive: list[int]) -> list[int]:
+            return list(self.pools.choose_signers(key_id, alive, t))
+
+        sig, signers = await self._with_retries(
+            package,
+            choose,
+            lambda signers: self._sign_pooled_once(record, package, signers, message),
+        )
+        return SignOutcome(record, signers, sig.compact(), sig, cggmp_sign.message_digest(message))
+
+    async def _with_retries(
+        self,
+        package: PublicKeyPackage,
+        choose: Callable[[list[int]], list[int]],
+        attempt: Callable[[list[int]], Awaitable[T]],
+    ) -> tuple[T, list[int]]:
+        """Run `attempt` with `choose`n live holders; on a dead or cheating signer retry
+        without it (up to SIGN_ATTEMPTS attempts). A pooled presignature its signers refuse
+        (consumed through another coordinator) costs no attempt, up to MAX_STALE_PRESIGNATURES:
+        each such retry removes one id from the pool, so this ends."""
         excluded: set[int] = set()
         last_error: MpcError | None = None
-        for _attempt in range(SIGN_ATTEMPTS):
+        attempts = stale = 0
+        while attempts < SIGN_ATTEMPTS:
+            attempts += 1
             candidates = [p for p in package.parties if p not in excluded]
             alive = await self.probe(candidates)
             if len(alive) < package.threshold:
@@ -446,29 +877,33 @@ class Coordinator:
                     f"{len(alive)} available",
                     [self.name_of(p) for p in missing],
                 )
-            signers = alive[: package.threshold]
+            signers = choose(alive)
             try:
-                signature = await self._sign_once(record, package, signers, message)
-                return signature, record, signers
+                return await attempt(signers), signers
+            except PresignatureUnusable as exc:
+                last_error = exc
+                log.warning("signing: %s; retrying with another presignature", exc)
+                stale += 1
+                if stale <= MAX_STALE_PRESIGNATURES:
+                    attempts -= 1
             except ProtocolAborted as exc:
                 last_error = exc
                 if not exc.culprits:
                     raise
                 excluded.update(exc.culprits)
                 log.warning(
-                    "signing for %s: %s misbehaved; retrying without",
-                    key_id,
+                    "signing: %s misbehaved; retrying without",
                     ", ".join(self.name_of(c) for c in exc.culprits),
                 )
             except QuorumUnavailable as exc:
                 last_error = exc
                 lost = {p for p in signers if self.name_of(p) in exc.missing}
                 excluded.update(lost or set(signers))
-                log.warning("signing for %s: lost %s; retrying", key_id, ", ".join(exc.missing))
+                log.warning("signing: lost %s; retrying", ", ".join(exc.missing))
         assert last_error is not None
         raise last_error
 
-    async def _sign_once(
+    async def _sign_frost_once(
         self, record: Any, package: PublicKeyPackage, signers: list[int], message: bytes
     ) -> bytes:
         start = node_pb2.StartRequest(
@@ -495,6 +930,177 @@ class Coordinator:
                 self.blamed.append(("frost-sign", c))
             raise
 
+    async def _sign_pooled_once(
+        self, record: Any, package: PublicKeyPackage, signers: list[int], message: bytes
+    ) -> EcdsaSignature:
+        """One ECDSA attempt from a presignature: pooled if one is ready, else made now.
+
+        The id leaves the pool before anything is sent and never returns to it: once any
+        signer may have consumed it, it is burnt whatever happens next.
+        """
+        key_id = record.key_id
+        pooled = self.pools.take(key_id, signers)
+        presignature_id = pooled if pooled is not None else await self._presign(key_id, signers)
+        request_id = os.urandom(16)
+        partial_request = node_pb2.PartialSignRequest(
+            key_id=key_id,
+            presignature_id=presignature_id,
+            request_id=request_id,
+            signers=signers,
+            message=message,
+        )
+        results, failures = await self._fanout(
+            {p: ("PartialSign", partial_request) for p in signers}, PARTIAL_SIGN_TIMEOUT
+        )
+        if failures:
+            refused = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+            if pooled is not None and all(f.code in refused for f in failures.values()):
+                names = ", ".join(self._names(sorted(failures)))
+                raise PresignatureUnusable(f"{names} refused pooled presignature")
+            self._raise_for(failures, "cggmp-sign")
+        replies = {
+            p: (int(r.party), bytes(r.sigma), bytes(r.presignature_public))
+            for p, r in results.items()
+        }
+        partials, public = self._collect_partials(signers, replies, decoded=None)
+        sign_request = cggmp_sign.SignRequest(
+            key_id=key_id,
+            presignature_id=presignature_id,
+            request_id=request_id,
+            signers=tuple(signers),
+            digest=cggmp_sign.message_digest(message),
+            hash_kind=cggmp_sign.SIGN_HASH,
+        )
+        return self._combine(key_id, package, public, sign_request, partials)
+
+    async def _sign_digest_once(
+        self, record: Any, package: PublicKeyPackage, signers: list[int], digest: bytes
+    ) -> EcdsaSignature:
+        """One interactive ECDSA attempt over a caller's digest ("cggmp-sign-digest")."""
+        key_id = record.key_id
+        session_id = os.urandom(16)
+        start = node_pb2.StartRequest(
+            session_id=session_id,
+            protocol="cggmp-sign-digest",
+            key_id=key_id,
+            parties=signers,
+            message=digest,
+        )
+        try:
+            transcript = await self.run_session(start, signers)
+        except ProtocolAborted as exc:
+            self._suspects.setdefault(key_id, set()).update(exc.culprits)
+            raise
+        decoded: dict[int, tuple[int, PresignaturePublic]] = {}
+        replies: dict[int, tuple[int, bytes, bytes]] = {}
+        faults: list[int] = []
+        for produced in transcript.rounds:
+            for env in produced:
+                if env.recipient != COORDINATOR:
+                    continue
+                verify_envelope(self.roster, env)
+                sender = int(env.sender)
+                try:
+                    if sender in decoded:
+                        raise InvalidInput("two partial signatures")
+                    sigma, public = cggmp_sign.decode_partial(bytes(env.payload))
+                except InvalidInput:
+                    faults.append(sender)
+                    continue
+                decoded[sender] = (sigma, public)
+                replies[sender] = (sender, SECP256K1.encode_scalar(sigma), public.encode())
+        faults.extend(p for p in signers if p not in decoded and p not in faults)
+        if faults:
+            self._blame("cggmp-sign-digest", faults)
+            raise ProtocolAborted(
+                "no valid partial signature from " + ", ".join(self._names(sorted(faults))),
+                faults,
+            )
+        partials, public = self._collect_partials(signers, replies, decoded)
+        # The nodes bound the digest into the execution id, which also names the request.
+        eid = execution_id(
+            "cggmp-sign-digest", session_id, key_id, signers, package.threshold, digest
+        )
+        sign_request = cggmp_sign.digest_request(key_id, eid, signers, digest)
+        return self._combine(key_id, package, public, sign_request, partials)
+
+    def _blame(self, what: str, culprits: Sequence[int]) -> None:
+        for c in culprits:
+            self.blamed.append((what, c))
+
+    def _collect_partials(
+        self,
+        signers: Sequence[int],
+        replies: Mapping[int, tuple[int, bytes, bytes]],
+        decoded: Mapping[int, tuple[int, PresignaturePublic]] | None,
+    ) -> tuple[dict[int, int], PresignaturePublic]:
+        """σ_i per signer and the one presignature public part they all reported.
+
+        replies: party -> (party it claims, σ_i bytes, PresignaturePublic bytes). A reply
+        that is malformed names its sender; if the public parts differ, the ones not in
+        the unique largest group are named (with no such group nobody can be blamed).
+        """
+        bad = [
+            p
+            for p, (claimed, sigma, _) in sorted(replies.items())
+            if claimed != p or len(sigma) != 32
+        ]
+        partials: dict[int, int] = {}
+        for p, (_, sigma, _) in sorted(replies.items()):
+            if p in bad:
+                continue
+            try:
+                partials[p] = SECP256K1.decode_scalar(sigma)
+            except InvalidInput:
+                bad.append(p)
+        if bad:
+            self._blame("cggmp-sign", bad)
+            raise ProtocolAborted(
+                "malformed partial signature from " + ", ".join(self._names(sorted(bad))), bad
+            )
+        blobs = {p: replies[p][2] for p in signers}
+        ranked = Counter(blobs.values()).most_common()
+        if len(ranked) > 1:
+            if ranked[0][1] == ranked[1][1]:
+                raise ProtocolAborted(
+                    "signers report different presignatures: "
+                    + ", ".join(self._names(sorted(blobs)))
+                )
+            odd = sorted(p for p, blob in blobs.items() if blob != ranked[0][0])
+            self._blame("cggmp-sign", odd)
+            raise ProtocolAborted(
+                ", ".join(self._names(odd)) + " reported a different presignature", odd
+            )
+        first = min(blobs)
+        if decoded is not None:
+            public = decoded[first][1]
+        else:
+            try:
+                public = PresignaturePublic.decode(blobs[first])
+            except InvalidInput as exc:
+                raise ProtocolAborted(f"signers reported an invalid presignature: {exc}") from None
+        if tuple(public.signers) != tuple(signers):
+            raise ProtocolAborted("the presignature belongs to another signer set")
+        return partials, public
+
+    def _combine(
+        self,
+        key_id: str,
+        package: PublicKeyPackage,
+        public: PresignaturePublic,
+        request: Any,
+        partials: Mapping[int, int],
+    ) -> EcdsaSignature:
+        """Combine partial signatures (per-signer check names culprits) into a verified one."""
+        if public.public_key != package.public_key:
+            raise ProtocolAborted("the presignature belongs to another key")
+        try:
+            return cggmp_sign.combine(public, request, partials)
+        except ProtocolAborted as exc:
+            self._blame("cggmp-sign", exc.culprits)
+            self._suspects.setdefault(key_id, set()).update(exc.culprits)
+            raise
+
 
 class CoordinatorApi:
     """The public gRPC surface (mpc.v1.Coordinator) over a `Coordinator`."""
@@ -515,28 +1121,44 @@ class CoordinatorApi:
         )
 
     async def sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        signature, record, signers = await self.c.sign(req.key_id, bytes(req.message))
-        return coordinator_pb2.SignResponse(
+        outcome = await self.c.sign_request(req.key_id, bytes(req.message), bytes(req.digest))
+        record = outcome.record
+        response = coordinator_pb2.SignResponse(
             key_id=record.key_id,
-            signature=signature,
+            signature=outcome.signature,
             public_key=record.public_key,
-            signers=[self.c.name_of(p) for p in signers],
+            signers=self.c._names(outcome.signers),
+            scheme=record.scheme,
         )
+        if outcome.ecdsa is not None:
+            response.signature_der = outcome.ecdsa.der()
+            response.recovery_id = outcome.ecdsa.recovery_id
+            response.digest = outcome.digest
+        return response
+
+    async def start_aux_info(self, _req: Any, _ctx: grpc.ServicerContext) -> Any:
+        return self.c.start_aux_info().to_proto()
+
+    async def get_operation(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        return self.c.operation(req.operation_id).to_proto()
+
+    async def presign_status(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        return await self.c.presign_status(req.key_id)
 
     def handlers(self, token: trio.lowlevel.TrioToken) -> grpc.GenericRpcHandler:
+        pb = coordinator_pb2
         methods = {
-            "CreateKey": (
-                self.create_key,
-                coordinator_pb2.CreateKeyRequest,
-                coordinator_pb2.KeyInfo,
+            "CreateKey": (self.create_key, pb.CreateKeyRequest, pb.KeyInfo),
+            "GetKey": (self.get_key, pb.GetKeyRequest, pb.KeyInfo),
+            "ListKeys": (self.list_keys, pb.ListKeysRequest, pb.ListKeysResponse),
+            "Sign": (self.sign, pb.SignRequest, pb.SignResponse),
+            "StartAuxInfo": (self.start_aux_info, pb.StartAuxInfoRequest, pb.Operation),
+            "GetOperation": (self.get_operation, pb.GetOperationRequest, pb.Operation),
+            "PresignStatus": (
+                self.presign_status,
+                pb.PresignStatusRequest,
+                pb.PresignStatusResponse,
             ),
-            "GetKey": (self.get_key, coordinator_pb2.GetKeyRequest, coordinator_pb2.KeyInfo),
-            "ListKeys": (
-                self.list_keys,
-                coordinator_pb2.ListKeysRequest,
-                coordinator_pb2.ListKeysResponse,
-            ),
-            "Sign": (self.sign, coordinator_pb2.SignRequest, coordinator_pb2.SignResponse),
         }
         return generic_service("mpc.v1.Coordinator", token, methods)
 
@@ -555,15 +1177,20 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
     config = CoordinatorConfig.load(config_path)
     roster = Roster.load(config.roster_file)
     coordinator = Coordinator(
-        roster, config.nodes, tls_channel_factory(config.tls_ca, config.tls_cert, config.tls_key)
+        roster,
+        config.nodes,
+        tls_channel_factory(config.tls_ca, config.tls_cert, config.tls_key),
+        presign_pool_target=config.presign_pool_target,
     )
     api = CoordinatorApi(coordinator).handlers(trio.lowlevel.current_trio_token())
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
     try:
-        with running_server(config.listen, config.health_listen, api, creds, max_workers=64):
-            log.info("coordinator serving on %s for %d nodes", config.listen, len(config.nodes))
-            task_status.started(coordinator)
-            await trio.sleep_forever()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(coordinator.run_background)
+            with running_server(config.listen, config.health_listen, api, creds, max_workers=64):
+                log.info("coordinator serving on %s for %d nodes", config.listen, len(config.nodes))
+                task_status.started(coordinator)
+                await trio.sleep_forever()
     finally:
         coordinator.close()
 

@@ -63,3 +63,7 @@ class SessionUnknown(MpcError):
 
 class InvalidProof(MpcError):
     """A zero-knowledge proof, or the statement it is about, failed a verifier check."""
+
+
+class PreconditionFailed(MpcError):
+    """The node lacks state the call needs first (e.g. no aux-info yet): FAILED_PRECONDITION."""

@@ -35,6 +35,7 @@ from mpcnode.errors import (
     KeyNotFound,
     MpcError,
     PermissionDenied,
+    PreconditionFailed,
     ProtocolAborted,
     QuorumUnavailable,
     SessionUnknown,
@@ -66,10 +67,6 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
-
-
-class PreconditionFailed(MpcError):
-    """The node lacks state the call needs first (e.g. no aux-info yet): FAILED_PRECONDITION."""
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:

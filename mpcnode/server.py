@@ -41,6 +41,7 @@ from mpcnode.errors import (
     KeyNotFound,
     MpcError,
     PermissionDenied,
+    PreconditionFailed,
     ProtocolAborted,
     SessionUnknown,
 )
@@ -54,7 +55,7 @@ from mpcnode.protocols.cggmp.sign import CggmpDigestSignSession
 from mpcnode.protocols.frost.dkg import FrostDkgSession
 from mpcnode.protocols.frost.sign import FrostSignSession
 from mpcnode.protocols.keys import KeyShare, PublicKeyPackage
-from mpcnode.rpc import PreconditionFailed, generic_service, run_process, running_server
+from mpcnode.rpc import generic_service, run_process, running_server
 from mpcnode.storage import KeyStore, PresignatureUsed, load_kek, write_file_atomic
 from mpcnode.workers import run_receive, run_start, terminate_proof_workers
 from protos.mpc.v1 import envelope_pb2, node_pb2
@@ -704,7 +705,10 @@ def build_service(config: NodeConfig) -> NodeService:
 def seed_test_primes(
     pool: PrimePool, path: Path, party: int, parties: Sequence[int], data_dir: Path
 ) -> int:
-    """TEST ONLY: top `pool` up to its target from a safe-prime fixture file; returns how many.
+    """TEST ONLY: top `pool` up from a safe-prime fixture file; returns how many were added.
+
+    It fills to the pool's target, and at least to what one aux-info takes (so a cluster run
+    with ``--prime-pool 0``, i.e. no background generation, can still make its aux-info once).
 
     The file has the format of tests/fixtures/safe_primes.json. Each party takes its own slice
     of the primes of the pool's size (the k-th of the sorted `parties` gets the k-th
@@ -729,9 +733,10 @@ def seed_test_primes(
         used = set(used_file.read_text().split())
     except FileNotFoundError:
         used = set()
+    wanted = max(pool.target, AUX_INFO_PRIMES)
     added = 0
     for prime in mine:
-        if pool.count() >= pool.target:
+        if pool.count() >= wanted:
             break
         digest = prime_digest(prime)
         if digest in used:
@@ -741,13 +746,13 @@ def seed_test_primes(
         write_file_atomic(used_file, ("\n".join(sorted(used)) + "\n").encode(), 0o600)
         pool.add(prime)
         added += 1
-    if pool.count() < pool.target:
+    if pool.count() < wanted:
         log.warning(
             "test primes file %s has no unused primes left for party %d; %d of %d ready",
             path,
             party,
             pool.count(),
-            pool.target,
+            wanted,
         )
     return added
 

@@ -6,6 +6,7 @@ each test checks both what mpcctl printed and what actually reached the server.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import coincurve
 import grpc
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.signing import SigningKey
 
@@ -32,6 +36,8 @@ SIGNING_KEY = SigningKey(bytes(range(32)))
 PUBLIC_KEY = bytes(SIGNING_KEY.verify_key)
 CHAIN_CODE = bytes(range(100, 132))
 SIGNERS = ["mpc-0", "mpc-2", "mpc-4"]
+ECDSA_KEY = coincurve.PrivateKey(bytes(range(1, 33)))
+ECDSA_PUBLIC = ECDSA_KEY.public_key.format(compressed=True)
 
 
 def _key_info(key_id: str, threshold: int = 3, parties: int = 5, generation: int = 1) -> Any:
@@ -67,6 +73,7 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
         self.block = threading.Event()  # set => Sign waits until released
         self.release = threading.Event()
         self.keys = {"key-a": _key_info("key-a"), "key-b": _key_info("key-b", 2, 3, 4)}
+        self.operations: list[Any] = []  # StartAuxInfo returns the first, GetOperation the rest
 
     def _enter(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
         self.calls.append((method, request, peer_common_name(context)))
@@ -92,9 +99,51 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
         self._enter("Sign", request, context)
         if self.block.is_set():
             self.release.wait(10)
+        if request.key_id == "key-k1":
+            digest = request.digest or hashlib.sha256(request.message).digest()
+            recoverable = ECDSA_KEY.sign_recoverable(digest, hasher=None)
+            r, s = recoverable[:32], recoverable[32:64]
+            der = utils.encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+            return coordinator_pb2.SignResponse(
+                key_id=request.key_id,
+                signature=r + s,
+                public_key=ECDSA_PUBLIC,
+                signers=SIGNERS,
+                scheme="secp256k1",
+                signature_der=der,
+                recovery_id=recoverable[64],
+                digest=digest,
+            )
         signature = SIGNING_KEY.sign(request.message).signature
         return coordinator_pb2.SignResponse(
-            key_id=request.key_id, signature=signature, public_key=PUBLIC_KEY, signers=SIGNERS
+            key_id=request.key_id,
+            signature=signature,
+            public_key=PUBLIC_KEY,
+            signers=SIGNERS,
+            scheme="ed25519",
+        )
+
+    def StartAuxInfo(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("StartAuxInfo", request, context)
+        return self.operations[0]
+
+    def GetOperation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("GetOperation", request, context)
+        if len(self.operations) > 1:
+            self.operations.pop(0)
+        op = self.operations[0]
+        if request.operation_id != op.operation_id:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no operation {request.operation_id}")
+        return op
+
+    def PresignStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("PresignStatus", request, context)
+        return coordinator_pb2.PresignStatusResponse(
+            key_id=request.key_id,
+            target=8,
+            pools=[
+                coordinator_pb2.PresignPool(signers=SIGNERS, ready=5, in_flight=1, made=12, used=7)
+            ],
         )
 
 
@@ -239,6 +288,174 @@ def test_sign_empty_message(env: Env, capsys: pytest.CaptureFixture[str]) -> Non
     assert request.message == b""
 
 
+def _check_ecdsa_output(out: dict[str, Any], digest: bytes) -> None:
+    """The printed hex is exactly the signature: independent verifiers and recovery accept it."""
+    assert out["public_key"] == ECDSA_PUBLIC.hex() and len(ECDSA_PUBLIC) == 33
+    assert out["digest"] == digest.hex()
+    compact = bytes.fromhex(out["signature"])
+    der = bytes.fromhex(out["signature_der"])
+    assert len(compact) == 64
+    r, s = utils.decode_dss_signature(der)
+    assert compact == r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert coincurve.PublicKey(ECDSA_PUBLIC).verify(der, digest, hasher=None)
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), ECDSA_PUBLIC)
+    key.verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    recovered = coincurve.PublicKey.from_signature_and_message(
+        compact + bytes([out["recovery_id"]]), digest, hasher=None
+    )
+    assert recovered.format(compressed=True) == ECDSA_PUBLIC
+
+
+def test_sign_secp256k1_message_prints_ecdsa_fields(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = b"pay 10 to bob"
+    out = ok(
+        capsys,
+        *("--cluster", str(env.cluster), "sign", "--key-id", "key-k1"),
+        *("--message-hex", "0x" + message.hex()),
+    )
+    assert set(out) == {
+        "key_id",
+        "scheme",
+        "signature",
+        "signature_der",
+        "recovery_id",
+        "public_key",
+        "digest",
+        "signers",
+    }
+    assert (out["key_id"], out["scheme"], out["signers"]) == ("key-k1", "secp256k1", SIGNERS)
+    _check_ecdsa_output(out, hashlib.sha256(message).digest())
+    [(_, request, _)] = env.servicer.calls
+    assert (request.message, request.digest) == (message, b"")
+
+
+def test_sign_message_text_is_utf8(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(
+        capsys, "--cluster", str(env.cluster), "sign", "--key-id", "key-k1", "--message", "héllo"
+    )
+    [(_, request, _)] = env.servicer.calls
+    assert request.message == "héllo".encode()
+    _check_ecdsa_output(out, hashlib.sha256("héllo".encode()).digest())
+
+
+def test_sign_digest_sends_the_digest_not_a_message(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = hashlib.sha256(b"prehashed elsewhere").digest()
+    out = ok(
+        capsys,
+        *("--cluster", str(env.cluster), "sign", "--key-id", "key-k1"),
+        *("--digest-hex", digest.hex().upper()),
+    )
+    _check_ecdsa_output(out, digest)
+    [(_, request, _)] = env.servicer.calls
+    assert (request.digest, request.message) == (digest, b"")
+
+
+def test_sign_help_says_digests_never_use_the_pool(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["sign", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--digest-hex" in text
+    assert "never from the presignature pool" in text
+    assert "CVE-2025-66017" in text
+
+
+def test_presign_status(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ok(capsys, "--cluster", str(env.cluster), "presign-status", "--key-id", "key-k1")
+    assert out == {
+        "key_id": "key-k1",
+        "target": 8,
+        "pools": [{"signers": SIGNERS, "ready": 5, "in_flight": 1, "made": 12, "used": 7}],
+    }
+    [(method, request, _)] = env.servicer.calls
+    assert (method, request.key_id) == ("PresignStatus", "key-k1")
+
+
+def _op(state: str, stage: str = "", **fields: Any) -> Any:
+    return coordinator_pb2.Operation(
+        operation_id="op-1", kind="aux-info", state=state, stage=stage, rounds=4, **fields
+    )
+
+
+def test_aux_info_follows_the_operation_until_done(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "POLL_INTERVAL", 0.0)
+    env.servicer.operations = [
+        _op("waiting-for-primes", "waiting for safe primes: mpc-1 2/4", primes_ready={"mpc-1": 2}),
+        _op("waiting-for-primes", "waiting for safe primes: mpc-1 2/4", primes_ready={"mpc-1": 2}),
+        _op("running", "round 1 of 4", round=1),
+        _op("running", "round 4 of 4", round=4),
+        _op("done", "done", round=4),
+    ]
+    code, out, err = run_cli(capsys, "--cluster", str(env.cluster), "aux-info")
+    assert code == 0
+    assert json.loads(out) == {
+        "operation_id": "op-1",
+        "kind": "aux-info",
+        "state": "done",
+        "stage": "done",
+        "round": 4,
+        "rounds": 4,
+        "error": "",
+        "culprits": [],
+        "primes_ready": {},
+    }
+    assert err.splitlines() == [  # one line per change, none repeated
+        "aux-info op-1: waiting-for-primes, waiting for safe primes: mpc-1 2/4",
+        "aux-info op-1: running, round 1 of 4",
+        "aux-info op-1: running, round 4 of 4",
+        "aux-info op-1: done, done",
+    ]
+    methods = [c[0] for c in env.servicer.calls]
+    assert methods == ["StartAuxInfo"] + ["GetOperation"] * 4
+    assert all(c[1].operation_id == "op-1" for c in env.servicer.calls[1:])
+
+
+def test_aux_info_failure_exits_non_zero_with_culprits(
+    env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "POLL_INTERVAL", 0.0)
+    env.servicer.operations = [
+        _op("running", "round 2 of 4", round=2),
+        _op("failed", "failed", error="invalid Π-mod proof", culprits=["mpc-3"]),
+    ]
+    code, out, err = run_cli(capsys, "--cluster", str(env.cluster), "aux-info")
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert lines[0] == "aux-info op-1: running, round 2 of 4"
+    assert json.loads(lines[-1]) == {
+        "error": "ABORTED",
+        "message": "invalid Π-mod proof (culprits: mpc-3)",
+    }
+
+
+def test_aux_info_no_wait_prints_the_operation(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.servicer.operations = [_op("waiting-for-primes", primes_ready={"mpc-0": 1, "mpc-1": 4})]
+    out = ok(capsys, "--cluster", str(env.cluster), "aux-info", "--no-wait")
+    assert (out["operation_id"], out["state"]) == ("op-1", "waiting-for-primes")
+    assert out["primes_ready"] == {"mpc-0": 1, "mpc-1": 4}
+    assert [c[0] for c in env.servicer.calls] == ["StartAuxInfo"]
+
+
+def test_keygen_secp256k1_waits_longer_by_default(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parse = cli.build_parser().parse_args
+    assert cli._timeout(parse(["keygen", "--scheme", "secp256k1"])) == cli.KEYGEN_ECDSA_TIMEOUT
+    assert cli._timeout(parse(["keygen", "--scheme", "ed25519"])) == cli.DEFAULT_TIMEOUT
+    assert cli._timeout(parse(["keygen", "--scheme", "secp256k1", "--timeout", "5"])) == 5.0
+    assert cli._timeout(parse(["--timeout", "7", "keys"])) == 7.0
+    ok(capsys, "--cluster", str(env.cluster), "keygen", "--scheme", "secp256k1")
+    [(method, request, _)] = env.servicer.calls
+    assert (method, request.scheme) == ("CreateKey", "secp256k1")
+
+
 def test_pubkey(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     out = ok(capsys, "--cluster", str(env.cluster), "pubkey", "--key-id", "key-b")
     assert out == _key_json("key-b", 2, 3, 4)
@@ -318,6 +535,8 @@ def test_client_cert_from_another_ca_is_refused(
         ("Sign", ["sign", "--key-id", "key-a", "--message-hex", "00"]),
         ("GetKey", ["pubkey", "--key-id", "key-a"]),
         ("ListKeys", ["keys"]),
+        ("PresignStatus", ["presign-status", "--key-id", "key-a"]),
+        ("StartAuxInfo", ["aux-info"]),
     ],
 )
 @pytest.mark.parametrize(
@@ -392,6 +611,11 @@ def test_unexpected_exception_is_internal_without_traceback(
             "not allowed",
         ),
         (["sign", "--key-id", "k"], "required"),
+        (["sign", "--key-id", "k", "--digest-hex", "00" * 31], "32 bytes"),
+        (["sign", "--key-id", "k", "--digest-hex", "zz" * 32], "--digest-hex"),
+        (["sign", "--key-id", "k", "--digest-hex", "00" * 32, "--message", "x"], "not allowed"),
+        (["presign-status"], "--key-id"),
+        (["aux-info", "--wait"], "--wait"),
         (["sign", "--key-id", "k", "--message-file", "/nonexistent/msg"], "/nonexistent/msg"),
         (["pubkey"], "--key-id"),
         (["keygen"], "--scheme"),

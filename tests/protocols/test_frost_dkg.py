@@ -505,9 +505,7 @@ def _seeded_run(seed: int) -> tuple[list[tuple[int, Outgoing]], dict[int, KeySha
 
     rng = random.Random(seed)
     eid = eid_for(PARTIES, 3)
-    dkg = {
-        p: FrostDkgSession(p, PARTIES, 3, eid, randomness=rng.randbytes) for p in PARTIES
-    }
+    dkg = {p: FrostDkgSession(p, PARTIES, 3, eid, randomness=rng.randbytes) for p in PARTIES}
     transcript: list[tuple[int, Outgoing]] = []
     run_sessions(dkg, transcript=transcript)
     shares = {p: s.output for p, s in dkg.items()}

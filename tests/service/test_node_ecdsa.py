@@ -588,3 +588,11 @@ async def test_real_aux_info_through_the_nodes(ecdsa_cluster: InProcessCluster) 
         public, request, {r.party: int.from_bytes(r.sigma, "big") for r in responses}
     )
     check_signature(package.public_key.encode(), digest, signature)
+
+
+def test_seeding_gives_one_aux_info_worth_even_without_a_pool_target(tmp_path: Path) -> None:
+    """`scripts/cluster up --prime-pool 0 --test-primes F`: no generation, but aux-info can run."""
+    with KeyStore(tmp_path / "node", "mpc-0", os.urandom(32)) as store:
+        pool = PrimePool(store, 0, allow_test_primes=True)
+        assert seed_test_primes(pool, PRIMES_FIXTURE, 1, PARTIES, tmp_path / "node") == 4
+        assert pool.count() == 4
