@@ -179,23 +179,29 @@ def main() -> int:
     parser.add_argument("--proof-runs", type=int, default=3)
     parser.add_argument("--base-port", type=int, default=50150)
     parser.add_argument("--out", default=str(ROOT / "bench"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite RESULTS.md from results.json"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(exist_ok=True)
     results_file = out / "results.json"
     results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
-    results["machine"] = machine()
-    results["date"] = time.strftime("%Y-%m-%d")
-    if args.section in ("all", "frost"):
+    if not args.report_only:
+        results["machine"] = machine()
+        results["date"] = time.strftime("%Y-%m-%d")
+    if args.report_only:
+        pass
+    elif args.section in ("all", "frost"):
         results["frost_ed25519_3_of_5"] = {
             "in_process": bench_in_process(args.signatures),
             "cluster": bench_cluster(args.signatures, args.concurrency, args.base_port),
         }
-    if args.section in ("all", "zk"):
+    if args.section in ("all", "zk") and not args.report_only:
         from bench_zk import bench_proofs
 
         results["zk_proofs"] = bench_proofs(args.proof_runs)
-    if args.section in ("all", "ecdsa"):
+    if args.section in ("all", "ecdsa") and not args.report_only:
         from bench_ecdsa import bench_ecdsa_cluster, bench_presign_in_process
 
         results["cggmp_ecdsa_3_of_5"] = {

@@ -95,12 +95,24 @@ def markdown(results: dict[str, Any]) -> list[str]:
             f"{c['aux_info_seconds']} s; keygen {c['keygen_seconds']} s. Node mpc-0's gRPC health "
             f"check while it made aux-info: p50 {busy['p50_ms']} ms, p99 {busy['p99_ms']} ms, "
             f"max {busy['max_ms']} ms over {busy['checks']} checks (idle: p99 {idle['p99_ms']} "
-            f"ms). The presignature pool (target {c['pool_target']}) refilled in "
-            f"{c['pool_fill_seconds']} s.",
+            f"ms). The presignature pool (target {c['pool_target']}, refilled in the background "
+            f"from keygen on) was full {c['pool_fill_seconds']} s after the interactive "
+            f"signatures.",
             "",
-            "| signing | signatures | p50 ms | p95 ms | throughput /s |",
-            "|---|---:|---:|---:|---:|",
         ]
+        sustained = [v for k, v in c.items() if k.startswith("sustained_")]
+        if sustained and ip:
+            rate = sustained[0]["throughput_per_s"]
+            lines += [
+                f"Once the pool is drained, signing runs at the presigning rate: {rate} "
+                f"signatures/s, i.e. {round(1 / rate, 2)} s of cluster time per presignature, "
+                f"next to its arithmetic floor of {ip['floor_seconds_per_core']} s (the "
+                f"{ip['modexps']} modexps of one presignature, timed bare, over "
+                f"{ip['cores']} cores).",
+                "",
+                "| signing | signatures | p50 ms | p95 ms | throughput /s |",
+                "|---|---:|---:|---:|---:|",
+            ]
         rows = [
             ("digest, interactive (presign + sign)", c["interactive_sign"]),
             ("message, pool warm (online round only)", c["online_sign_pool_warm"]),
