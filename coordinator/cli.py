@@ -354,7 +354,8 @@ def operation_to_json(op: Any) -> dict[str, Any]:
 
 
 def _progress_line(op: Any) -> str:
-    return f"aux-info {op.operation_id}: {op.state}" + (f", {op.stage}" if op.stage else "")
+    stage = f", {op.stage}" if op.stage and op.stage != op.state else ""
+    return f"aux-info {op.operation_id}: {op.state}{stage}"
 
 
 def _keys_reply_to_json(reply: Any) -> list[dict[str, Any]]:
