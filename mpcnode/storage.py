@@ -702,27 +702,34 @@ class KeyStore:
                 conn.execute(statement)
         self._prime_pool_ready = True
 
-    def _prime_pool_key(self, conn: sqlite3.Connection, *, create: bool) -> bytes | None:
-        """Unwrap the pool data key; with `create`, make and wrap one on first use."""
-        aad = encode_fields([self._PRIME_POOL_KEY_TAG, self._node.encode(), b"prime-pool"])
-        row = conn.execute(
-            "SELECT value FROM meta WHERE name = ?", (self._PRIME_POOL_KEY_NAME,)
-        ).fetchone()
+    def _node_data_key(
+        self, conn: sqlite3.Connection, tag: bytes, name: str, purpose: str, *, create: bool
+    ) -> bytes | None:
+        """Unwrap the node-level data key stored in meta row `name` (sealed by the KEK with an
+        AAD binding `tag`, the node and `purpose`); with `create`, make one on first use."""
+        aad = encode_fields([tag, self._node.encode(), purpose.encode()])
+        row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         if row is None:
             if not create:
                 return None
             data_key = AESGCM.generate_key(bit_length=256)
             conn.execute(
                 "INSERT INTO meta(name, value) VALUES (?, ?)",
-                (self._PRIME_POOL_KEY_NAME, _seal(self._kek, data_key, aad)),
+                (name, _seal(self._kek, data_key, aad)),
             )
             return data_key
         try:
             return _open(self._kek, bytes(row[0]), aad)
         except InvalidTag:
             raise InvalidInput(
-                "prime pool data key failed authentication (wrong KEK or tampered record)"
+                f"{purpose} data key failed authentication (wrong KEK or tampered record)"
             ) from None
+
+    def _prime_pool_key(self, conn: sqlite3.Connection, *, create: bool) -> bytes | None:
+        """The prime pool's data key."""
+        return self._node_data_key(
+            conn, self._PRIME_POOL_KEY_TAG, self._PRIME_POOL_KEY_NAME, "prime-pool", create=create
+        )
 
     @staticmethod
     def _prime_pool_bits(bits: object) -> int:
@@ -902,26 +909,10 @@ class KeyStore:
     # -- aux-info
 
     def _aux_info_key(self, conn: sqlite3.Connection, *, create: bool) -> bytes | None:
-        """Unwrap the node-level aux-info data key; with `create`, make one on first use."""
-        aad = encode_fields([self._AUX_INFO_KEY_TAG, self._node.encode(), b"aux-info"])
-        row = conn.execute(
-            "SELECT value FROM meta WHERE name = ?", (self._AUX_INFO_KEY_NAME,)
-        ).fetchone()
-        if row is None:
-            if not create:
-                return None
-            data_key = AESGCM.generate_key(bit_length=256)
-            conn.execute(
-                "INSERT INTO meta(name, value) VALUES (?, ?)",
-                (self._AUX_INFO_KEY_NAME, _seal(self._kek, data_key, aad)),
-            )
-            return data_key
-        try:
-            return _open(self._kek, bytes(row[0]), aad)
-        except InvalidTag:
-            raise InvalidInput(
-                "aux-info data key failed authentication (wrong KEK or tampered record)"
-            ) from None
+        """The node-level aux-info data key."""
+        return self._node_data_key(
+            conn, self._AUX_INFO_KEY_TAG, self._AUX_INFO_KEY_NAME, "aux-info", create=create
+        )
 
     def _aux_info_aad(self, committee: str) -> bytes:
         return encode_fields(

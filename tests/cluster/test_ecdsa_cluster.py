@@ -16,18 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import coincurve
 import grpc
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from protos.mpc.v1 import coordinator_pb2, node_pb2, node_pb2_grpc
 from tests.cluster.harness import ROOT, LocalCluster
+from tests.ecdsa_checks import check_ecdsa
 
 BASE_PORT = 53150
-SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SIGNATURES = int(os.environ.get("MPC_CLUSTER_SIGNATURES", "200"))
 pytestmark = pytest.mark.cluster
 
@@ -56,21 +52,16 @@ def secp_key(ecdsa_cluster: LocalCluster) -> dict[str, Any]:
     return key
 
 
-def check_signature(public_key: bytes, digest: bytes, compact: bytes, recovery_id: int) -> int:
-    """Verify with coincurve and cryptography, recover the key; return r."""
-    assert len(compact) == 64
-    r, s = int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big")
-    assert 0 < s <= SECP256K1_ORDER // 2  # low-S
-    der = encode_dss_signature(r, s)
-    assert coincurve.PublicKey(public_key).verify(der, digest, hasher=None)
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key).verify(
-        der, digest, ec.ECDSA(Prehashed(hashes.SHA256()))
+def check_cli_output(public_key: bytes, digest: bytes, signed: dict[str, Any]) -> None:
+    """An `mpcctl sign` result: the digest it reports, and the signature checked independently."""
+    assert bytes.fromhex(signed["digest"]) == digest
+    check_ecdsa(
+        public_key,
+        digest,
+        bytes.fromhex(signed["signature"]),
+        bytes.fromhex(signed["signature_der"]),
+        signed["recovery_id"],
     )
-    recovered = coincurve.PublicKey.from_signature_and_message(
-        compact + bytes([recovery_id]), digest, hasher=None
-    )
-    assert recovered.format() == public_key
-    return r
 
 
 def test_200_signatures_then_two_nodes_down(
@@ -87,11 +78,13 @@ def test_200_signatures_then_two_nodes_down(
         digest = hashlib.sha256(message).digest()
         assert bytes(response.digest) == digest
         assert bytes(response.public_key) == public
-        r = check_signature(public, digest, bytes(response.signature), response.recovery_id)
-        assert bytes(response.signature_der) == encode_dss_signature(
-            r, int.from_bytes(bytes(response.signature)[32:], "big")
+        return check_ecdsa(
+            public,
+            digest,
+            bytes(response.signature),
+            bytes(response.signature_der),
+            response.recovery_id,
         )
-        return r
 
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -112,7 +105,7 @@ def test_200_signatures_then_two_nodes_down(
     )
     assert proc.returncode == 0, proc.stderr
     signed = json.loads(proc.stdout)
-    check_signature(public, digest, bytes.fromhex(signed["signature"]), signed["recovery_id"])
+    check_cli_output(public, digest, signed)
 
     # Any two nodes down: still signs, without them.
     ecdsa_cluster.run("kill-node", "0")
@@ -125,12 +118,7 @@ def test_200_signatures_then_two_nodes_down(
             assert proc.returncode == 0, proc.stderr
             signed = json.loads(proc.stdout)
             assert not {"mpc-0", "mpc-2"} & set(signed["signers"])
-            check_signature(
-                public,
-                hashlib.sha256(text).digest(),
-                bytes.fromhex(signed["signature"]),
-                signed["recovery_id"],
-            )
+            check_cli_output(public, hashlib.sha256(text).digest(), signed)
     finally:
         ecdsa_cluster.run("start-node", "0")
         ecdsa_cluster.run("start-node", "2")

@@ -15,12 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import coincurve
 import pytest
 import trio
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 import mpcnode.server as node_server
 from coordinator.server import Coordinator, CoordinatorApi, tls_channel_factory
@@ -30,6 +26,7 @@ from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session
 from mpcnode.protocols.cggmp import sign as cggmp_sign
 from mpcnode.protocols.cggmp.aux_info import AuxInfo
 from protos.mpc.v1 import coordinator_pb2, node_pb2
+from tests.ecdsa_checks import check_ecdsa
 from tests.fixtures.aux_info import TEST_COMMITTEE, load_test_aux_info_blobs
 from tests.fixtures.primes import load_test_primes
 from tests.integration.conftest import InProcessCluster, open_cluster
@@ -53,25 +50,6 @@ async def ecdsa(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
             await nursery.start(cluster.coordinator.run_background)
             yield cluster
             nursery.cancel_scope.cancel()
-
-
-def check_ecdsa(public_key: bytes, digest: bytes, compact: bytes, der: bytes, rec: int) -> None:
-    """Verify with two independent libraries, check low-S, DER = compact, recovery id."""
-    assert len(public_key) == 33 and len(compact) == 64
-    r, s = int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big")
-    assert 0 < r < Q and 0 < s <= Q // 2  # low-S
-    assert utils.decode_dss_signature(der) == (r, s)
-    assert coincurve.PublicKey(public_key).verify(der, digest, hasher=None)
-    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
-    key.verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-    recovered = coincurve.PublicKey.from_signature_and_message(
-        compact + bytes([rec]), digest, hasher=None
-    )
-    assert recovered.format(compressed=True) == public_key
-    # A different digest must not verify (the verifiers really look at it).
-    other = hashlib.sha256(digest).digest()
-    with pytest.raises(CryptoInvalidSignature):
-        key.verify(der, other, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
 
 
 async def wait_ready(coordinator: Coordinator, key_id: str, signers: Sequence[int], n: int) -> None:

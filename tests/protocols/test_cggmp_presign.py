@@ -14,9 +14,6 @@ from functools import lru_cache
 
 import coincurve
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mpcnode.crypto.encoding import decode_fields, encode_fields
 from mpcnode.crypto.group import SECP256K1
@@ -33,6 +30,7 @@ from mpcnode.protocols.cggmp.presign import (
 )
 from mpcnode.protocols.keys import KeyShare, trusted_dealer_keygen
 from mpcnode.protocols.simulation import run_sessions
+from tests.ecdsa_checks import check_ecdsa_signature
 from tests.fixtures.aux_info import load_test_aux_info
 
 Q = SECP256K1.order
@@ -71,22 +69,6 @@ def request(signers: tuple[int, ...], message: bytes, tweak: int = 0) -> sign.Si
     )
 
 
-def check_externally(
-    public_key: bytes, digest: bytes, signature: sign.ecdsa.EcdsaSignature
-) -> None:
-    """coincurve (verify + recover) and cryptography both accept the signature."""
-    assert signature.s <= Q // 2
-    key = coincurve.PublicKey(public_key)
-    assert key.verify(signature.der(), digest, hasher=None)
-    recovered = coincurve.PublicKey.from_signature_and_message(
-        signature.recoverable(), digest, hasher=None
-    )
-    assert recovered.format() == public_key
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key).verify(
-        signature.der(), digest, ec.ECDSA(Prehashed(hashes.SHA256()))
-    )
-
-
 @pytest.fixture(scope="module")
 def presig_3_of_5() -> dict[int, Presignature]:
     return presign(3, 5, (1, 3, 4))
@@ -106,7 +88,7 @@ def test_presign_then_sign_verifies(threshold: int, n: int, signers: tuple[int, 
     assert public.public_key == key_shares(threshold, n)[signers[0]].public.public_key
     req = request(signers, b"pay 1 BTC to Alice")
     sig = sign.combine(public, req, {p: sign.partial_sign(presigs[p], req) for p in signers})
-    check_externally(public.public_key.encode(), req.digest, sig)
+    check_ecdsa_signature(public.public_key.encode(), req.digest, sig)
 
 
 def test_tweaked_key_signature_verifies_under_tweaked_key(
@@ -119,7 +101,7 @@ def test_tweaked_key_signature_verifies_under_tweaked_key(
         public, req, {p: sign.partial_sign(presig_3_of_5[p], req) for p in (1, 3, 4)}
     )
     child = (public.public_key + SECP256K1.base_mul(tweak)).encode()
-    check_externally(child, req.digest, sig)
+    check_ecdsa_signature(child, req.digest, sig)
     assert not coincurve.PublicKey(public.public_key.encode()).verify(
         sig.der(), req.digest, hasher=None
     )
@@ -210,7 +192,7 @@ def test_digest_session_signs_the_digest() -> None:
     (public,) = publics
     req = sign.digest_request("k", eid, signers, digest)
     sig = sign.combine(public, req, partials)
-    check_externally(shares[1].public.public_key.encode(), digest, sig)
+    check_ecdsa_signature(shares[1].public.public_key.encode(), digest, sig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,13 +22,9 @@ import coincurve
 import grpc
 import pytest
 import trio
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from coordinator.devcluster import Cluster
 from coordinator.server import package_of
-from mpcnode.crypto.ecdsa import EcdsaSignature
 from mpcnode.crypto.group import SECP256K1
 from mpcnode.crypto.sharing import lagrange_coefficient
 from mpcnode.envelope import verify_envelope
@@ -44,6 +40,7 @@ from mpcnode.server import NodeConfig, build_service, seed_test_primes
 from mpcnode.storage import KeyStore
 from mpcnode.workers import terminate_proof_workers
 from protos.mpc.v1 import node_pb2
+from tests.ecdsa_checks import check_ecdsa_signature
 from tests.fixtures.aux_info import TEST_COMMITTEE, load_test_aux_info_blobs
 from tests.fixtures.primes import FIXTURE_PATH as PRIMES_FIXTURE
 from tests.fixtures.primes import load_test_primes
@@ -129,20 +126,6 @@ def partial_request(
     )
 
 
-def check_signature(public_key: bytes, digest: bytes, signature: EcdsaSignature) -> None:
-    """coincurve (verify and recover the key) and cryptography accept it; S is low."""
-    assert 0 < signature.s <= Q // 2
-    key = coincurve.PublicKey(public_key)
-    assert key.verify(signature.der(), digest, hasher=None)
-    recovered = coincurve.PublicKey.from_signature_and_message(
-        signature.recoverable(), digest, hasher=None
-    )
-    assert recovered.format() == public_key
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key).verify(
-        signature.der(), digest, ec.ECDSA(Prehashed(hashes.SHA256()))
-    )
-
-
 def reopen_store(cluster: InProcessCluster, party: int) -> None:
     """A node restart as far as durable state goes: close its KeyStore, open it again."""
     service = cluster.services[party]
@@ -214,7 +197,7 @@ async def test_presign_partial_sign_and_single_use(ecdsa_cluster: InProcessClust
     sign_request = sign.SignRequest(key_id, pid, request_id, signers, digest, sign.SIGN_HASH)
     partials = {r.party: int.from_bytes(r.sigma, "big") for r in responses}
     signature = sign.combine(public, sign_request, partials)
-    check_signature(public_key, digest, signature)
+    check_ecdsa_signature(public_key, digest, signature)
     # The nodes hashed the message with SHA-256 themselves: coincurve's own hashing agrees.
     assert coincurve.PublicKey(public_key).verify(signature.der(), message)
 
@@ -299,7 +282,7 @@ async def test_presignature_consumed_before_restart_is_refused(
     signature = sign.combine(
         public, request, {r.party: int.from_bytes(r.sigma, "big") for r in responses}
     )
-    check_signature(package.public_key.encode(), digest, signature)
+    check_ecdsa_signature(package.public_key.encode(), digest, signature)
 
 
 # --------------------------------------------------------------------------- digest signing
@@ -331,7 +314,7 @@ async def test_digest_signing_session(ecdsa_cluster: InProcessCluster) -> None:
     eid = execution_id("cggmp-sign-digest", sid, key_id, signers, THRESHOLD, digest)
     request = sign.digest_request(key_id, eid, signers, digest)
     signature = sign.combine(public, request, partials)
-    check_signature(package.public_key.encode(), digest, signature)
+    check_ecdsa_signature(package.public_key.encode(), digest, signature)
     # Interactive signing stores nothing.
     for party in signers:
         assert cluster.services[party].store.list_presignatures(key_id) == []
@@ -587,7 +570,7 @@ async def test_real_aux_info_through_the_nodes(ecdsa_cluster: InProcessCluster) 
     signature = sign.combine(
         public, request, {r.party: int.from_bytes(r.sigma, "big") for r in responses}
     )
-    check_signature(package.public_key.encode(), digest, signature)
+    check_ecdsa_signature(package.public_key.encode(), digest, signature)
 
 
 def test_seeding_gives_one_aux_info_worth_even_without_a_pool_target(tmp_path: Path) -> None:
