@@ -17,7 +17,7 @@ class CreateKeyRequest(_message.Message):
     def __init__(self, scheme: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
-    __slots__ = ("key_id", "scheme", "public_key", "threshold", "parties", "chain_code", "generation")
+    __slots__ = ("key_id", "scheme", "public_key", "threshold", "parties", "chain_code", "generation", "path", "xpub", "tenant")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,9 @@ class KeyInfo(_message.Message):
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    XPUB_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     scheme: str
     public_key: bytes
@@ -32,13 +35,20 @@ class KeyInfo(_message.Message):
     parties: int
     chain_code: bytes
     generation: int
-    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., public_key: _Optional[bytes] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ...) -> None: ...
+    path: str
+    xpub: str
+    tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., public_key: _Optional[bytes] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., path: _Optional[str] = ..., xpub: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GetKeyRequest(_message.Message):
-    __slots__ = ("key_id",)
+    __slots__ = ("key_id", "path", "tenant")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
-    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+    path: str
+    tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., path: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class ListKeysRequest(_message.Message):
     __slots__ = ()
@@ -51,17 +61,21 @@ class ListKeysResponse(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ...) -> None: ...
 
 class SignRequest(_message.Message):
-    __slots__ = ("key_id", "message", "digest")
+    __slots__ = ("key_id", "message", "digest", "path", "tenant")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     message: bytes
     digest: bytes
-    def __init__(self, key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
+    path: str
+    tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., digest: _Optional[bytes] = ..., path: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class SignResponse(_message.Message):
-    __slots__ = ("key_id", "signature", "public_key", "signers", "scheme", "signature_der", "recovery_id", "digest")
+    __slots__ = ("key_id", "signature", "public_key", "signers", "scheme", "signature_der", "recovery_id", "digest", "path")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +84,7 @@ class SignResponse(_message.Message):
     SIGNATURE_DER_FIELD_NUMBER: _ClassVar[int]
     RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     signature: bytes
     public_key: bytes
@@ -78,7 +93,8 @@ class SignResponse(_message.Message):
     signature_der: bytes
     recovery_id: int
     digest: bytes
-    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., signers: _Optional[_Iterable[str]] = ..., scheme: _Optional[str] = ..., signature_der: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
+    path: str
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., signers: _Optional[_Iterable[str]] = ..., scheme: _Optional[str] = ..., signature_der: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., digest: _Optional[bytes] = ..., path: _Optional[str] = ...) -> None: ...
 
 class StartAuxInfoRequest(_message.Message):
     __slots__ = ()

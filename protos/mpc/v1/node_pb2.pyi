@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme")
+    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class StartRequest(_message.Message):
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     protocol: str
     key_id: str
@@ -23,7 +24,8 @@ class StartRequest(_message.Message):
     parties: _containers.RepeatedScalarFieldContainer[int]
     message: bytes
     scheme: str
-    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ...) -> None: ...
+    path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StepRequest(_message.Message):
     __slots__ = ("session_id", "envelopes")
@@ -84,18 +86,20 @@ class IdentityResponse(_message.Message):
     def __init__(self, party: _Optional[int] = ..., name: _Optional[str] = ..., signing_key: _Optional[bytes] = ..., box_key: _Optional[bytes] = ...) -> None: ...
 
 class PartialSignRequest(_message.Message):
-    __slots__ = ("key_id", "presignature_id", "request_id", "signers", "message")
+    __slots__ = ("key_id", "presignature_id", "request_id", "signers", "message", "path")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNERS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     presignature_id: bytes
     request_id: bytes
     signers: _containers.RepeatedScalarFieldContainer[int]
     message: bytes
-    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[bytes] = ..., request_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ...) -> None: ...
+    path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[bytes] = ..., request_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PartialSignResponse(_message.Message):
     __slots__ = ("party", "sigma", "presignature_public")
