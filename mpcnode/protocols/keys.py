@@ -165,6 +165,37 @@ class PublicKeyPackage:
         package.check_consistency()
         return package
 
+    def tweaked(self, tweak: int) -> PublicKeyPackage:
+        """The package of the child key PK + e·G: every Y_j + e·G, all else unchanged.
+
+        Adding the constant e to the Shamir polynomial keeps its degree and shifts its value at
+        every point by e; since Σ λ_j = 1 over any signer set, t shares s_j + e interpolate to
+        s + e. The chain code field stays the root's (the child's is in `hd.ChildKey`).
+        Raises `InvalidInput` if the child key or a verifying share would be the identity
+        (probability ~1/order for a derived tweak: choose another index).
+        """
+        if not isinstance(tweak, int):
+            raise InvalidInput("tweak must be an integer")
+        group = self.group
+        offset = group.base_mul(tweak % group.order)
+        public_key = self.public_key + offset
+        if public_key.is_identity:
+            raise InvalidInput("the tweaked public key is the identity; choose another index")
+        shares = tuple(y + offset for y in self.verifying_shares)
+        if any(y.is_identity for y in shares):
+            raise InvalidInput("a tweaked verifying share is the identity; choose another index")
+        child = PublicKeyPackage(
+            scheme=self.scheme,
+            threshold=self.threshold,
+            parties=self.parties,
+            public_key=public_key,
+            verifying_shares=shares,
+            chain_code=self.chain_code,
+            generation=self.generation,
+        )
+        child.check_consistency()
+        return child
+
     def confirmation_digest(self, eid: bytes) -> bytes:
         """What every holder broadcasts to confirm it ended a key session with this package."""
         return hashlib.sha256(encode_fields([_CONFIRMATION_TAG, eid, self.encode()])).digest()
@@ -192,6 +223,17 @@ class KeyShare:
     @property
     def threshold(self) -> int:
         return self.public.threshold
+
+    def tweaked(self, tweak: int) -> KeyShare:
+        """Party `party`'s share s_i + e of the child key PK + e·G (package `public.tweaked(e)`).
+
+        Any t holders of tweaked shares sign under the child key: Σ λ_j·(s_j + e) = s + e.
+        """
+        public = self.public.tweaked(tweak)
+        share = (self.secret_share + tweak) % self.group.order
+        if share == 0:
+            raise InvalidInput("a tweaked secret share is zero; choose another index")
+        return KeyShare(public, self.party, share)
 
     def encode(self) -> bytes:
         return encode_fields(

@@ -94,9 +94,14 @@ class SignRequest:
         return hashlib.sha256(b"mpc.v1.cggmp-sign-request" + self.encode()).digest()
 
 
-def digest_request(key_id: str, eid: bytes, signers: Sequence[int], digest: bytes) -> SignRequest:
-    """The request of an interactive digest signature: the session's eid is both ids."""
-    return SignRequest(key_id, eid, eid, tuple(signers), digest, DIGEST_KIND)
+def digest_request(
+    key_id: str, eid: bytes, signers: Sequence[int], digest: bytes, tweak: int = 0
+) -> SignRequest:
+    """The request of an interactive digest signature: the session's eid is both ids.
+
+    `tweak` is the child key's offset e (0: the root key), derived by the node from the path.
+    """
+    return SignRequest(key_id, eid, eid, tuple(signers), digest, DIGEST_KIND, tweak)
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,7 @@ class CggmpDigestSignSession(_PresignRounds[bytes]):
 
     The service must put the digest into `eid` (`execution_id(..., message=digest)`): the
     presignature then cannot exist before the digest is fixed (ePrint 2021/1330 §1.1.2).
+    `tweak` (keyword only) signs under the child key X + e·G; presigning stays on the root key.
     """
 
     protocol = "cggmp-sign-digest"
@@ -202,9 +208,11 @@ class CggmpDigestSignSession(_PresignRounds[bytes]):
         key_id: str,
         level: SecurityLevel = SECURITY_128,
         randomness: RandomBytes | None = None,
+        *,
+        tweak: int = 0,
     ) -> None:
         super().__init__(key_share, aux, signers, eid, level, randomness)
-        self.request = digest_request(key_id, self.eid, self.signers, digest)
+        self.request = digest_request(key_id, self.eid, self.signers, digest, tweak)
 
     def _presigned(self, presig: Presignature) -> list[Outgoing]:
         payload = encode_partial(partial_sign(presig, self.request), presig.public)
