@@ -31,6 +31,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
 
+from mpcnode.crypto.hd import parse_path, tenant_path  # noqa: E402
 from mpcnode.errors import InvalidInput  # noqa: E402
 from mpcnode.tls import channel_credentials  # noqa: E402
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc  # noqa: E402
@@ -123,6 +124,19 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) 
     )
 
 
+def _add_child_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--path / --tenant (mutually exclusive): select a non-hardened child key of --key-id."""
+    child = parser.add_mutually_exclusive_group()
+    child.add_argument(
+        "--path", metavar="PATH", help=f'{what} at this non-hardened path, e.g. "m/0/1/2"'
+    )
+    child.add_argument(
+        "--tenant",
+        metavar="TENANT",
+        help=f"{what} of this tenant id (mapped to a non-hardened path by a fixed hash rule)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The mpcctl argument parser (global options are accepted before or after the subcommand)."""
     parser = _Parser(prog="mpcctl", description="Client of the threshold-signing coordinator.")
@@ -150,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "digest is fixed (never from the pool: CVE-2025-66017), which is slower.",
     )
     sign.add_argument("--key-id", required=True)
+    _add_child_options(sign, "sign with the child key")
     message = sign.add_mutually_exclusive_group(required=True)
     message.add_argument("--message-hex", metavar="HEX", help="message as hex")
     message.add_argument("--message", metavar="TEXT", help="message as text (UTF-8)")
@@ -161,8 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         "never from the presignature pool)",
     )
 
-    pubkey = sub.add_parser("pubkey", help="show a key's public information")
+    pubkey = sub.add_parser(
+        "pubkey",
+        help="show a key's (or a child key's) public information",
+        description="Show a key's public key, chain code, path and, for secp256k1, its BIP-32 "
+        "extended public key (xpub). --path or --tenant shows a non-hardened child key instead; "
+        "hardened indices (' or h, or >= 2^31) are refused: they need the whole private key.",
+    )
     pubkey.add_argument("--key-id", required=True)
+    _add_child_options(pubkey, "show the child key")
 
     sub.add_parser("keys", help="list all keys")
 
@@ -278,8 +300,9 @@ def _message_bytes(args: argparse.Namespace) -> bytes:
 
 
 def key_info_to_json(info: Any) -> dict[str, Any]:
-    """A KeyInfo as printed by keygen, pubkey and keys."""
-    return {
+    """A KeyInfo as printed by keygen, pubkey and keys: adds "path" ("m" for the root key),
+    "xpub" (secp256k1) and "tenant" (when looked up by tenant) when the server sets them."""
+    result: dict[str, Any] = {
         "key_id": info.key_id,
         "scheme": info.scheme,
         "public_key": info.public_key.hex(),
@@ -288,6 +311,11 @@ def key_info_to_json(info: Any) -> dict[str, Any]:
         "chain_code": info.chain_code.hex(),
         "generation": info.generation,
     }
+    for name in ("path", "xpub", "tenant"):
+        value = getattr(info, name)
+        if value:
+            result[name] = value
+    return result
 
 
 def _open_channel(conn: Connection) -> grpc.Channel:
@@ -301,7 +329,15 @@ def _open_channel(conn: Connection) -> grpc.Channel:
 
 def _sign_reply_to_json(reply: Any) -> dict[str, Any]:
     """Ed25519: key_id, signature, public_key, signers. secp256k1 adds scheme, signature_der,
-    recovery_id and digest (signature is r||s, 64 bytes, low-S)."""
+    recovery_id and digest (signature is r||s, 64 bytes, low-S). Both add "path", the path of the
+    key that signed ("m" for the root key), when the server reports it; public_key is that key."""
+    result = _sign_fields(reply)
+    if reply.path:
+        result["path"] = reply.path
+    return result
+
+
+def _sign_fields(reply: Any) -> dict[str, Any]:
     if reply.scheme != "secp256k1":
         return {
             "key_id": reply.key_id,
@@ -362,6 +398,18 @@ def _keys_reply_to_json(reply: Any) -> list[dict[str, Any]]:
     return [key_info_to_json(k) for k in reply.keys]
 
 
+def _child_fields(args: argparse.Namespace) -> tuple[str, str]:
+    """The request's (path, tenant) fields ("" when absent), checked locally with hd's messages
+    so a hardened or malformed path never reaches the server; the server checks again."""
+    path = args.path or ""
+    tenant = args.tenant if args.tenant is not None else ""
+    if path:
+        parse_path(path)
+    if args.tenant is not None:
+        tenant_path(tenant)
+    return path, tenant
+
+
 def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
     """Validate local input and build (RPC method name, request, reply formatter) for a command."""
     if args.command == "keygen":
@@ -372,13 +420,20 @@ def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
         )
         return "CreateKey", request, key_info_to_json
     if args.command == "sign":
+        path, tenant = _child_fields(args)
         if args.digest_hex is not None:
-            request = coordinator_pb2.SignRequest(key_id=args.key_id, digest=_digest_bytes(args))
+            request = coordinator_pb2.SignRequest(
+                key_id=args.key_id, digest=_digest_bytes(args), path=path, tenant=tenant
+            )
         else:
-            request = coordinator_pb2.SignRequest(key_id=args.key_id, message=_message_bytes(args))
+            request = coordinator_pb2.SignRequest(
+                key_id=args.key_id, message=_message_bytes(args), path=path, tenant=tenant
+            )
         return "Sign", request, _sign_reply_to_json
     if args.command == "pubkey":
-        return "GetKey", coordinator_pb2.GetKeyRequest(key_id=args.key_id), key_info_to_json
+        path, tenant = _child_fields(args)
+        request = coordinator_pb2.GetKeyRequest(key_id=args.key_id, path=path, tenant=tenant)
+        return "GetKey", request, key_info_to_json
     if args.command == "keys":
         return "ListKeys", coordinator_pb2.ListKeysRequest(), _keys_reply_to_json
     if args.command == "presign-status":

@@ -29,6 +29,7 @@ import trio
 
 from coordinator.presign_pool import DEFAULT_TARGET, PresignPools, Refiller, SignerSet
 from mpcnode import tls
+from mpcnode.crypto import hd
 from mpcnode.crypto.ecdsa import EcdsaSignature
 from mpcnode.crypto.group import GROUPS, SECP256K1
 from mpcnode.envelope import verify_envelope
@@ -42,7 +43,7 @@ from mpcnode.errors import (
     QuorumUnavailable,
 )
 from mpcnode.identity import Roster
-from mpcnode.protocols.base import BROADCAST, COORDINATOR, execution_id
+from mpcnode.protocols.base import BROADCAST, COORDINATOR, execution_id, session_message
 from mpcnode.protocols.cggmp import sign as cggmp_sign
 from mpcnode.protocols.cggmp.presign import PresignaturePublic
 from mpcnode.protocols.frost.sign import FrostAggregator
@@ -208,18 +209,58 @@ class SignOutcome:
     ecdsa: EcdsaSignature | None = None
     digest: bytes = b""
     """secp256k1: the 32-byte digest that was signed (SHA-256 of the message, or the caller's)."""
+    child: hd.ChildKey | None = None
+    """The key that signed (the root key when its path is empty); None only before derivation."""
+
+    @property
+    def public_key(self) -> bytes:
+        """The encoded public key the signature verifies under (the child key for a path)."""
+        if self.child is None:
+            return bytes(self.record.public_key)
+        return bytes(self.child.public_key.encode())
+
+    @property
+    def path(self) -> str:
+        return hd.format_path(self.child.path if self.child is not None else ())
 
 
-def key_info(record: Any) -> Any:
-    return coordinator_pb2.KeyInfo(
+def resolve_path(path: str = "", tenant: str = "") -> tuple[int, ...]:
+    """The child path a request names: `path` text ("m/0/1"), a tenant id (`hd.tenant_path`),
+    or neither (the root key). Hardened or malformed paths are refused here, before any node
+    is contacted (INVALID_ARGUMENT with hd's message)."""
+    if path and tenant:
+        raise InvalidInput("give a path or a tenant, not both")
+    if tenant:
+        return hd.check_path(hd.tenant_path(tenant))
+    if path:
+        return hd.check_path(hd.parse_path(path))
+    return ()
+
+
+def derive_child(package: PublicKeyPackage, path: tuple[int, ...]) -> hd.ChildKey:
+    """The child key at `path` of a verified key package (public data only)."""
+    return hd.derive(package.scheme, package.public_key, package.chain_code, path)
+
+
+def key_info(record: Any, child: hd.ChildKey | None = None, tenant: str = "") -> Any:
+    """KeyInfo of a key record, or of its child key `child` (public key, chain code and path of
+    the child; xpub for secp256k1). Without `child`: the root key, path "m"."""
+    if child is None:
+        child = derive_child(package_of(record), ())
+    info = coordinator_pb2.KeyInfo(
         key_id=record.key_id,
         scheme=record.scheme,
-        public_key=record.public_key,
+        public_key=child.public_key.encode(),
         threshold=record.threshold,
         parties=len(record.parties),
-        chain_code=record.chain_code,
+        chain_code=child.chain_code,
         generation=record.generation,
+        path=hd.format_path(child.path),
+        tenant=tenant,
     )
+    if record.scheme == "secp256k1":
+        info.xpub = hd.xpub(child)
+    return info
 
 
 def package_of(record: Any) -> PublicKeyPackage:
@@ -806,14 +847,32 @@ class Coordinator:
         outcome = await self.sign_request(key_id, message)
         return outcome.signature, outcome.record, outcome.signers
 
+    async def child_key(self, key_id: str, path: str = "", tenant: str = "") -> Any:
+        """KeyInfo of the key `key_id` or of its child at `path` / `tenant` (see `resolve_path`)."""
+        indices = resolve_path(path, tenant)  # before any node is contacted
+        record = await self.get_record(key_id)
+        return key_info(record, derive_child(package_of(record), indices), tenant)
+
     async def sign_request(
-        self, key_id: str, message: bytes = b"", digest: bytes = b""
+        self,
+        key_id: str,
+        message: bytes = b"",
+        digest: bytes = b"",
+        path: str = "",
+        tenant: str = "",
     ) -> SignOutcome:
-        """Sign a message (either scheme) or a 32-byte digest (secp256k1 only)."""
+        """Sign a message (either scheme) or a 32-byte digest (secp256k1 only), with the key
+        itself or, given `path` or `tenant`, its non-hardened child key.
+
+        The nodes receive only the path and derive the tweak from their own stored key; the
+        coordinator derives it too (public data) to aggregate and verify.
+        """
         if len(message) > MAX_MESSAGE_BYTES:
             raise InvalidInput(f"message longer than {MAX_MESSAGE_BYTES} bytes")
+        indices = resolve_path(path, tenant)  # refused before any node is contacted
         record = await self.get_record(key_id)
         package = package_of(record)
+        child = derive_child(package, indices)
         t = package.threshold
         if package.scheme == "ed25519":
             if digest:
@@ -821,9 +880,9 @@ class Coordinator:
             signature, signers = await self._with_retries(
                 package,
                 lambda alive: alive[:t],
-                lambda signers: self._sign_frost_once(record, package, signers, message),
+                lambda signers: self._sign_frost_once(record, package, signers, message, child),
             )
-            return SignOutcome(record, signers, signature)
+            return SignOutcome(record, signers, signature, child=child)
         if package.scheme != "secp256k1":
             raise InvalidInput(f"signing with scheme {package.scheme!r} is not available")
         if digest:
@@ -838,9 +897,9 @@ class Coordinator:
             sig, signers = await self._with_retries(
                 package,
                 lambda alive: alive[:t],
-                lambda signers: self._sign_digest_once(record, package, signers, digest),
+                lambda signers: self._sign_digest_once(record, package, signers, digest, child),
             )
-            return SignOutcome(record, signers, sig.compact(), sig, digest)
+            return SignOutcome(record, signers, sig.compact(), sig, digest, child)
         await self._load_pools(record, package)
 
         def choose(alive: list[int]) -> list[int]:
@@ -849,9 +908,10 @@ class Coordinator:
         sig, signers = await self._with_retries(
             package,
             choose,
-            lambda signers: self._sign_pooled_once(record, package, signers, message),
+            lambda signers: self._sign_pooled_once(record, package, signers, message, child),
         )
-        return SignOutcome(record, signers, sig.compact(), sig, cggmp_sign.message_digest(message))
+        digest = cggmp_sign.message_digest(message)
+        return SignOutcome(record, signers, sig.compact(), sig, digest, child)
 
     async def _with_retries(
         self,
@@ -904,7 +964,12 @@ class Coordinator:
         raise last_error
 
     async def _sign_frost_once(
-        self, record: Any, package: PublicKeyPackage, signers: list[int], message: bytes
+        self,
+        record: Any,
+        package: PublicKeyPackage,
+        signers: list[int],
+        message: bytes,
+        child: hd.ChildKey,
     ) -> bytes:
         start = node_pb2.StartRequest(
             session_id=os.urandom(16),
@@ -912,9 +977,12 @@ class Coordinator:
             key_id=record.key_id,
             parties=signers,
             message=message,
+            path=list(child.path),
         )
         transcript = await self.run_session(start, signers)
-        aggregator = FrostAggregator(package, signers, message)
+        # The child key's package: PK + e·G and every Y_j + e·G (the nodes sign with s_i + e).
+        signing_package = package.tweaked(child.tweak) if child.path else package
+        aggregator = FrostAggregator(signing_package, signers, message)
         try:
             for env in transcript.from_round(1):
                 verify_envelope(self.roster, env)
@@ -931,7 +999,12 @@ class Coordinator:
             raise
 
     async def _sign_pooled_once(
-        self, record: Any, package: PublicKeyPackage, signers: list[int], message: bytes
+        self,
+        record: Any,
+        package: PublicKeyPackage,
+        signers: list[int],
+        message: bytes,
+        child: hd.ChildKey,
     ) -> EcdsaSignature:
         """One ECDSA attempt from a presignature: pooled if one is ready, else made now.
 
@@ -948,6 +1021,7 @@ class Coordinator:
             request_id=request_id,
             signers=signers,
             message=message,
+            path=list(child.path),
         )
         results, failures = await self._fanout(
             {p: ("PartialSign", partial_request) for p in signers}, PARTIAL_SIGN_TIMEOUT
@@ -970,11 +1044,17 @@ class Coordinator:
             signers=tuple(signers),
             digest=cggmp_sign.message_digest(message),
             hash_kind=cggmp_sign.SIGN_HASH,
+            tweak=child.tweak,
         )
         return self._combine(key_id, package, public, sign_request, partials)
 
     async def _sign_digest_once(
-        self, record: Any, package: PublicKeyPackage, signers: list[int], digest: bytes
+        self,
+        record: Any,
+        package: PublicKeyPackage,
+        signers: list[int],
+        digest: bytes,
+        child: hd.ChildKey,
     ) -> EcdsaSignature:
         """One interactive ECDSA attempt over a caller's digest ("cggmp-sign-digest")."""
         key_id = record.key_id
@@ -985,6 +1065,7 @@ class Coordinator:
             key_id=key_id,
             parties=signers,
             message=digest,
+            path=list(child.path),
         )
         try:
             transcript = await self.run_session(start, signers)
@@ -1017,11 +1098,12 @@ class Coordinator:
                 faults,
             )
         partials, public = self._collect_partials(signers, replies, decoded)
-        # The nodes bound the digest into the execution id, which also names the request.
+        # The nodes bound the digest and path into the execution id, which names the request.
+        bound = session_message(digest, child.path)
         eid = execution_id(
-            "cggmp-sign-digest", session_id, key_id, signers, package.threshold, digest
+            "cggmp-sign-digest", session_id, key_id, signers, package.threshold, bound
         )
-        sign_request = cggmp_sign.digest_request(key_id, eid, signers, digest)
+        sign_request = cggmp_sign.digest_request(key_id, eid, signers, digest, child.tweak)
         return self._combine(key_id, package, public, sign_request, partials)
 
     def _blame(self, what: str, culprits: Sequence[int]) -> None:
@@ -1113,7 +1195,7 @@ class CoordinatorApi:
         return await self.c.create_key(scheme, req.threshold or 3, req.parties or 5)
 
     async def get_key(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        return key_info(await self.c.get_record(req.key_id))
+        return await self.c.child_key(req.key_id, req.path, req.tenant)
 
     async def list_keys(self, _req: Any, _ctx: grpc.ServicerContext) -> Any:
         return coordinator_pb2.ListKeysResponse(
@@ -1121,14 +1203,17 @@ class CoordinatorApi:
         )
 
     async def sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        outcome = await self.c.sign_request(req.key_id, bytes(req.message), bytes(req.digest))
+        outcome = await self.c.sign_request(
+            req.key_id, bytes(req.message), bytes(req.digest), req.path, req.tenant
+        )
         record = outcome.record
         response = coordinator_pb2.SignResponse(
             key_id=record.key_id,
             signature=outcome.signature,
-            public_key=record.public_key,
+            public_key=outcome.public_key,
             signers=self.c._names(outcome.signers),
             scheme=record.scheme,
+            path=outcome.path,
         )
         if outcome.ecdsa is not None:
             response.signature_der = outcome.ecdsa.der()

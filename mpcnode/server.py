@@ -32,6 +32,7 @@ import grpc
 import trio
 
 from mpcnode import tls
+from mpcnode.crypto import hd
 from mpcnode.crypto.encoding import decode_fields, encode_fields
 from mpcnode.crypto.primes import prime_digest
 from mpcnode.envelope import open_envelope, seal
@@ -47,7 +48,14 @@ from mpcnode.errors import (
 )
 from mpcnode.identity import NodeIdentity, Roster
 from mpcnode.prime_pool import PrimePool, PrimePoolExhausted, generate_in_worker, terminate_workers
-from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, execution_id
+from mpcnode.protocols.base import (
+    BROADCAST,
+    Incoming,
+    Outgoing,
+    Session,
+    execution_id,
+    session_message,
+)
 from mpcnode.protocols.cggmp import sign as cggmp_sign
 from mpcnode.protocols.cggmp.aux_info import AuxInfo, CggmpAuxInfoSession
 from mpcnode.protocols.cggmp.presign import CggmpPresignSession, Presignature
@@ -76,6 +84,15 @@ OFFLOADED_PROTOCOLS = frozenset({"cggmp-aux-info", "cggmp-presign", "cggmp-sign-
 """Protocols whose rounds run in the worker processes."""
 TEST_PRIMES_USED_FILE = "test-primes-used"
 """In the data directory: digests of test primes already put in the pool (never added twice)."""
+
+
+def path_tweak(public: PublicKeyPackage, path: tuple[int, ...]) -> int:
+    """e of the child key at a checked `path` (0 for the root), derived from this node's OWN
+    stored public key package (public key and chain code): a tweak is never taken from a request.
+    """
+    if not path:
+        return 0
+    return hd.derive(public.scheme, public.public_key, public.chain_code, path).tweak
 
 
 @dataclass(frozen=True)
@@ -314,7 +331,11 @@ class NodeService:
             share = KeyShare.decode(stored.secret())
             if share.public.scheme != "ed25519":
                 raise InvalidInput("frost-sign needs an ed25519 key")
-            eid = execution_id(protocol, sid, key_id, parties, share.public.threshold, message)
+            path = hd.check_path(req.path)
+            if path:  # FROST signs with s_i + e under PK + e·G (every Y_j + e·G too)
+                share = share.tweaked(path_tweak(share.public, path))
+            bound = session_message(message, path)
+            eid = execution_id(protocol, sid, key_id, parties, share.public.threshold, bound)
             session = self.sign_factory(key_share=share, signers=parties, message=message, eid=eid)
             return LiveSession(protocol, session, key_id, parties, now)
         if protocol in ("cggmp-presign", "cggmp-sign-digest"):
@@ -329,10 +350,20 @@ class NodeService:
                 digest = bytes(req.message)
                 if len(digest) != DIGEST_BYTES:
                     raise InvalidInput(f"the digest must be exactly {DIGEST_BYTES} bytes")
+                path = hd.check_path(req.path)
+                tweak = path_tweak(share.public, path)
                 aux = self._aux_info()
-                eid = execution_id(protocol, sid, key_id, signers, threshold, digest)
+                bound = session_message(digest, path)
+                eid = execution_id(protocol, sid, key_id, signers, threshold, bound)
+                # Presigning stays with the root share; the tweak enters at σ_i (sign.py).
                 session = self.digest_sign_factory(
-                    key_share=share, aux=aux, signers=signers, eid=eid, digest=digest, key_id=key_id
+                    key_share=share,
+                    aux=aux,
+                    signers=signers,
+                    eid=eid,
+                    digest=digest,
+                    key_id=key_id,
+                    tweak=tweak,
                 )
             return LiveSession(
                 protocol, session, key_id, signers, now, generation=share.public.generation
@@ -505,8 +536,9 @@ class NodeService:
         """σ_i over SHA-256(message) from a pooled presignature, consumed durably first.
 
         The presignature is consumed for the hash of the whole request (`SignRequest.request_hash`:
-        key, presignature and request ids, signers, SHA-256 of the message): the same request
-        again gets the same σ_i back, any other request for it is refused.
+        key, presignature and request ids, signers, SHA-256 of the message, and the child-key
+        tweak this node derives itself from `path`): the same request again gets the same σ_i
+        back, any other request for it (another path included) is refused.
         """
         key_id = self._check_key_id(str(req.key_id))
         presignature_id = bytes(req.presignature_id)
@@ -521,7 +553,9 @@ class NodeService:
         signers = tuple(sorted(int(s) for s in req.signers))
         if len(set(signers)) != len(signers) or self.party not in signers:
             raise InvalidInput("signers must be distinct and include this node")
+        path = hd.check_path(req.path)
         share = self._ecdsa_share(key_id)
+        tweak = path_tweak(share.public, path)
         generation = share.public.generation
         # Refuse a mismatched request before consuming, so it cannot burn the presignature.
         for info in self.store.list_presignatures(key_id):
@@ -538,6 +572,7 @@ class NodeService:
             signers=signers,
             digest=cggmp_sign.message_digest(message),  # hashed here, never the caller's digest
             hash_kind=cggmp_sign.SIGN_HASH,
+            tweak=tweak,  # in the request hash: no re-request of this presignature at another path
         )
         try:
             consumed = self.store.consume_presignature(

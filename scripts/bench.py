@@ -104,14 +104,18 @@ def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any
         keygen_s = time.perf_counter() - started
         verify_key = VerifyKey(bytes(key.public_key))
 
-        def one(_: int) -> float:
+        child_path = "m/7/42/1000"
+
+        def one(_: int, path: str = "") -> float:
             message = os.urandom(48)
             t0 = time.perf_counter()
             response = stub.Sign(
-                coordinator_pb2.SignRequest(key_id=key.key_id, message=message), timeout=60
+                coordinator_pb2.SignRequest(key_id=key.key_id, message=message, path=path),
+                timeout=60,
             )
             elapsed = time.perf_counter() - t0
-            verify_key.verify(message, bytes(response.signature))
+            signer_key = VerifyKey(bytes(response.public_key)) if path else verify_key
+            signer_key.verify(message, bytes(response.signature))
             return elapsed
 
         for n in range(5):  # warm up connections
@@ -120,6 +124,9 @@ def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any
         sequential = [one(n) for n in range(count)]
         sequential_summary = summary(sequential, time.perf_counter() - wall_start)
         wall_start = time.perf_counter()
+        child = [one(n, child_path) for n in range(count)]
+        child_summary = summary(child, time.perf_counter() - wall_start)
+        wall_start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             concurrent = list(pool.map(one, range(count)))
         concurrent_summary = summary(concurrent, time.perf_counter() - wall_start)
@@ -127,6 +134,7 @@ def bench_cluster(count: int, concurrency: int, base_port: int) -> dict[str, Any
         return {
             "keygen_seconds": round(keygen_s, 3),
             "sequential": sequential_summary,
+            f"sequential_child_key_{child_path}": child_summary,
             f"concurrent_{concurrency}": concurrent_summary,
         }
     finally:

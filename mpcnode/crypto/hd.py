@@ -64,8 +64,9 @@ def _check_index(index: object) -> int:
     return index
 
 
-def _check_path(path: Sequence[int]) -> tuple[int, ...]:
-    """The path as a tuple after checking every index and the depth limit."""
+def check_path(path: Sequence[int]) -> tuple[int, ...]:
+    """The path as a tuple after checking every index (non-hardened: `HardenedPathError`) and
+    the depth limit; for paths that arrive as integers (requests), `parse_path` for text."""
     if isinstance(path, str | bytes):
         raise InvalidInput("a path must be a sequence of ints; use parse_path for text")
     if len(path) > MAX_DEPTH:
@@ -104,7 +105,7 @@ def parse_path(text: str) -> tuple[int, ...]:
 
 def format_path(path: Sequence[int]) -> str:
     """The canonical text of a non-hardened path: () -> "m", (0, 1) -> "m/0/1"."""
-    checked = _check_path(path)
+    checked = check_path(path)
     return "/".join(["m", *(str(i) for i in checked)])
 
 
@@ -206,7 +207,7 @@ def derive(scheme: str, public_key: Point, chain_code: bytes, path: Sequence[int
         raise InvalidInput("public key is the identity")
     if not isinstance(chain_code, bytes) or len(chain_code) != CHAIN_CODE_SIZE:
         raise InvalidInput("chain code must be 32 bytes")
-    checked = _check_path(path)
+    checked = check_path(path)
     key, code, tweak = public_key, chain_code, 0
     fingerprint = b"\x00" * 4
     for index in checked:

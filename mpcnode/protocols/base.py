@@ -80,6 +80,21 @@ def execution_id(
     return hashlib.sha256(encode_fields(fields)).digest()
 
 
+_PATH_TAG = b"mpc.v1.child-key-path"
+
+
+def session_message(message: bytes, path: Sequence[int]) -> bytes:
+    """What a signing session's execution id binds: the message (or digest) and, for a child
+    key, its path, so one session id cannot be replayed under another key of the tree.
+
+    The root key (empty path) binds the message alone, as before child keys existed. Node and
+    coordinator compute it identically (the coordinator for `cggmp-sign-digest`'s request).
+    """
+    if not path:
+        return message
+    return encode_fields([_PATH_TAG, message, b"".join(encode_uint(i) for i in path)])
+
+
 T = TypeVar("T")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.ecdsa_checks import check_ecdsa
 
 BASE_PORT = 53150
 SIGNATURES = int(os.environ.get("MPC_CLUSTER_SIGNATURES", "200"))
+CHILD_SIGNATURES = int(os.environ.get("MPC_CLUSTER_CHILD_SIGNATURES", "50"))
 pytestmark = pytest.mark.cluster
 
 
@@ -190,3 +192,59 @@ def test_consumed_presignature_is_refused_after_a_node_restart(
     for _ in range(3):
         proc = ecdsa_cluster.mpcctl("sign", "--key-id", key_id, "--message-hex", "01", timeout=600)
         assert proc.returncode == 0, proc.stderr
+
+
+def random_path(rng: random.Random) -> str:
+    return "m/" + "/".join(str(rng.randrange(2**31)) for _ in range(rng.randrange(1, 5)))
+
+
+def test_child_keys_sign_under_random_paths(
+    ecdsa_cluster: LocalCluster, secp_key: dict[str, Any]
+) -> None:
+    """50 signatures under random non-hardened paths, each verified under the child key that an
+    independent BIP-32 library derives from the root xpub; a hardened path is refused."""
+    from pycoin.symbols.btc import network as btc  # type: ignore[import-untyped]
+
+    key_id = secp_key["key_id"]
+    proc = ecdsa_cluster.mpcctl("pubkey", "--key-id", key_id)
+    assert proc.returncode == 0, proc.stderr
+    root = btc.parse.bip32(json.loads(proc.stdout)["xpub"])
+    assert root is not None
+    rng = random.Random(5)
+    paths = [random_path(rng) for _ in range(CHILD_SIGNATURES)]
+    channel, stub = ecdsa_cluster.stub()
+
+    def one(path: str) -> None:
+        message = os.urandom(32)
+        response = stub.Sign(
+            coordinator_pb2.SignRequest(key_id=key_id, message=message, path=path), timeout=600
+        )
+        child = root.subkey_for_path(path[2:]).sec()
+        assert bytes(response.public_key) == child and response.path == path
+        check_ecdsa(
+            child,
+            hashlib.sha256(message).digest(),
+            bytes(response.signature),
+            bytes(response.signature_der),
+            response.recovery_id,
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(one, paths))
+    finally:
+        channel.close()
+
+    proc = ecdsa_cluster.mpcctl("pubkey", "--key-id", key_id, "--path", paths[0])
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["path"] == paths[0]
+    assert info["xpub"] == root.subkey_for_path(paths[0][2:]).hwif()
+
+    proc = ecdsa_cluster.mpcctl(
+        "sign", "--key-id", key_id, "--message-hex", "00", "--path", "m/0'/1"
+    )
+    assert proc.returncode != 0
+    error = json.loads(proc.stderr)
+    assert error["error"] == "INVALID_ARGUMENT" and "harden" in error["message"].lower()
+    assert "Traceback" not in proc.stderr

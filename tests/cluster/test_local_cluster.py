@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
@@ -130,3 +131,55 @@ def test_node_refuses_clients_other_than_the_coordinator(local_cluster: LocalClu
                 coordinator_pb2.ListKeysRequest(), timeout=10
             )
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_ed25519_child_keys_sign_under_random_paths(local_cluster: LocalCluster) -> None:
+    """50 signatures under random non-hardened paths and a tenant, each verified (PyNaCl and
+    cryptography) under the child key `mpcctl pubkey --path` reports, never under the root."""
+    import random
+
+    proc = local_cluster.mpcctl("keygen", "--scheme", "ed25519")
+    assert proc.returncode == 0, proc.stderr
+    key = json.loads(proc.stdout)
+    root = bytes.fromhex(key["public_key"])
+    rng = random.Random(11)
+    channel, stub = local_cluster.stub()
+    try:
+        for n in range(50):
+            depth = rng.randrange(1, 5)
+            path = "m/" + "/".join(str(rng.randrange(2**31)) for _ in range(depth))
+            message = os.urandom(40)
+            response = stub.Sign(
+                coordinator_pb2.SignRequest(key_id=key["key_id"], message=message, path=path),
+                timeout=60,
+            )
+            child = bytes(response.public_key)
+            assert response.path == path and child != root
+            _verify(child, message, bytes(response.signature))
+            if n < 3:  # the key the CLI reports for the path is the one that signed
+                shown = json.loads(
+                    local_cluster.mpcctl("pubkey", "--key-id", key["key_id"], "--path", path).stdout
+                )
+                assert bytes.fromhex(shown["public_key"]) == child
+                with pytest.raises(BadSignatureError):
+                    VerifyKey(root).verify(message, bytes(response.signature))
+    finally:
+        channel.close()
+
+    proc = local_cluster.mpcctl(
+        "sign", "--key-id", key["key_id"], "--message-hex", "00", "--tenant", "acme-corp"
+    )
+    assert proc.returncode == 0, proc.stderr
+    signed = json.loads(proc.stdout)
+    shown = json.loads(
+        local_cluster.mpcctl("pubkey", "--key-id", key["key_id"], "--tenant", "acme-corp").stdout
+    )
+    assert signed["public_key"] == shown["public_key"] != key["public_key"]
+    _verify(bytes.fromhex(shown["public_key"]), b"\x00", bytes.fromhex(signed["signature"]))
+
+    proc = local_cluster.mpcctl(
+        "sign", "--key-id", key["key_id"], "--message-hex", "00", "--path", "m/1/2147483648"
+    )
+    assert proc.returncode != 0
+    error = json.loads(proc.stderr)
+    assert error["error"] == "INVALID_ARGUMENT" and "harden" in error["message"].lower()

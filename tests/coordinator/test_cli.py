@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.signing import SigningKey
 
 from coordinator import cli
+from mpcnode.crypto.hd import format_path, tenant_path
 from mpcnode.tls import make_dev_pki, peer_common_name, server_credentials
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
 
@@ -89,7 +90,12 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
         self._enter("GetKey", request, context)
         if request.key_id not in self.keys:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no key {request.key_id}")
-        return self.keys[request.key_id]
+        info = coordinator_pb2.KeyInfo()
+        info.CopyFrom(self.keys[request.key_id])
+        if request.path or request.tenant:  # a child key: echo what the real server sets
+            info.path = request.path or format_path(tenant_path(request.tenant))
+            info.tenant = request.tenant
+        return info
 
     def ListKeys(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._enter("ListKeys", request, context)
@@ -99,6 +105,7 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
         self._enter("Sign", request, context)
         if self.block.is_set():
             self.release.wait(10)
+        path = request.path or (format_path(tenant_path(request.tenant)) if request.tenant else "")
         if request.key_id == "key-k1":
             digest = request.digest or hashlib.sha256(request.message).digest()
             recoverable = ECDSA_KEY.sign_recoverable(digest, hasher=None)
@@ -113,6 +120,7 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
                 signature_der=der,
                 recovery_id=recoverable[64],
                 digest=digest,
+                path=path,
             )
         signature = SIGNING_KEY.sign(request.message).signature
         return coordinator_pb2.SignResponse(
@@ -121,6 +129,7 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
             public_key=PUBLIC_KEY,
             signers=SIGNERS,
             scheme="ed25519",
+            path=path,
         )
 
     def StartAuxInfo(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -596,6 +605,99 @@ def test_unexpected_exception_is_internal_without_traceback(
     monkeypatch.setattr(coordinator_pb2_grpc, "CoordinatorStub", broken)
     err = failed(capsys, "--cluster", str(env.cluster), "keys")
     assert err == {"error": "INTERNAL", "message": "RuntimeError: stub exploded"}
+
+
+# ---------------------------------------------------------------- child keys (issue 5)
+
+XPUB = (  # opaque to mpcctl: printed as the server sent it
+    "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265"
+    "TMg7usUDFdp6W1EGMcet8"
+)
+TENANT = "acme/payments"
+
+
+def test_pubkey_child_path_adds_path_chain_code_and_xpub(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.servicer.keys["key-k1"] = coordinator_pb2.KeyInfo(
+        key_id="key-k1",
+        scheme="secp256k1",
+        public_key=ECDSA_PUBLIC,
+        threshold=3,
+        parties=5,
+        chain_code=CHAIN_CODE,
+        generation=1,
+        xpub=XPUB,
+    )
+    argv = ("--cluster", str(env.cluster), "pubkey", "--key-id", "key-k1")
+    out = ok(capsys, *argv, "--path", "m/0/1/2")
+    assert out == {
+        "key_id": "key-k1",
+        "scheme": "secp256k1",
+        "public_key": ECDSA_PUBLIC.hex(),
+        "threshold": 3,
+        "parties": 5,
+        "chain_code": CHAIN_CODE.hex(),
+        "generation": 1,
+        "path": "m/0/1/2",
+        "xpub": XPUB,
+    }
+    out = ok(capsys, *argv, "--tenant", TENANT)
+    assert out["tenant"] == TENANT
+    assert out["path"] == format_path(tenant_path(TENANT))
+    assert out["path"].startswith("m/5522766/") and out["path"].count("/") == 9
+    [(_, first, _), (_, second, _)] = env.servicer.calls
+    assert (first.key_id, first.path, first.tenant) == ("key-k1", "m/0/1/2", "")
+    assert (second.key_id, second.path, second.tenant) == ("key-k1", "", TENANT)
+
+
+def test_pubkey_root_ed25519_has_no_xpub(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env.servicer.keys["key-a"].path = "m"
+    out = ok(capsys, "--cluster", str(env.cluster), "pubkey", "--key-id", "key-a")
+    assert out == {**_key_json("key-a"), "path": "m"}
+    [(_, request, _)] = env.servicer.calls
+    assert (request.path, request.tenant) == ("", "")
+
+
+def test_sign_with_path_or_tenant_prints_the_path(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ("--cluster", str(env.cluster), "sign")
+    out = ok(capsys, *base, "--key-id", "key-a", "--message", "hi", "--path", "m/7/8")
+    assert set(out) == {"key_id", "signature", "public_key", "signers", "path"}
+    assert out["path"] == "m/7/8"
+    digest = hashlib.sha256(b"doc").digest()
+    out = ok(capsys, *base, "--key-id", "key-k1", "--digest-hex", digest.hex(), "--tenant", TENANT)
+    assert out["path"] == format_path(tenant_path(TENANT))
+    _check_ecdsa_output(out, digest)
+    [(_, first, _), (_, second, _)] = env.servicer.calls
+    assert (first.path, first.tenant, first.message) == ("m/7/8", "", b"hi")
+    assert (second.path, second.tenant, second.digest) == ("", TENANT, digest)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["pubkey", "--key-id", "k", "--path", "m/0'/1"], "hardened derivation needs the whole"),
+        (["pubkey", "--key-id", "k", "--path", "m/2147483648"], "hardened"),
+        (["sign", "--key-id", "k", "--message", "x", "--path", "m/1/2h"], "hardened"),
+        (["sign", "--key-id", "k", "--message", "x", "--path", "0/1"], "m/"),
+        (["pubkey", "--key-id", "k", "--path", "m/1", "--tenant", "t"], "not allowed"),
+        (
+            ["sign", "--key-id", "k", "--message", "x", "--path", "m/1", "--tenant", "t"],
+            "not allowed",
+        ),
+        (["pubkey", "--key-id", "k", "--tenant", ""], "tenant"),
+        (["pubkey", "--key-id", "k", "--tenant", "a\nb"], "control"),
+    ],
+)
+def test_bad_child_path_is_invalid_argument_without_server_call(
+    env: Env, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    err = failed(capsys, "--cluster", str(env.cluster), *argv)
+    assert err["error"] == "INVALID_ARGUMENT"
+    assert needle in err["message"]
+    assert env.servicer.calls == []
 
 
 # ---------------------------------------------------------------- local input errors
