@@ -184,7 +184,10 @@ class PublicKeyPackage:
         shares = tuple(y + offset for y in self.verifying_shares)
         if any(y.is_identity for y in shares):
             raise InvalidInput("a tweaked verifying share is the identity; choose another index")
-        child = PublicKeyPackage(
+        # No `check_consistency` here: shifting a consistent sharing by a public constant keeps
+        # it consistent (same polynomial plus e), and signing under a child key must cost what
+        # signing under the root costs.
+        return PublicKeyPackage(
             scheme=self.scheme,
             threshold=self.threshold,
             parties=self.parties,
@@ -193,8 +196,6 @@ class PublicKeyPackage:
             chain_code=self.chain_code,
             generation=self.generation,
         )
-        child.check_consistency()
-        return child
 
     def confirmation_digest(self, eid: bytes) -> bytes:
         """What every holder broadcasts to confirm it ended a key session with this package."""

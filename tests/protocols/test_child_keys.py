@@ -312,3 +312,12 @@ def test_cggmp_digest_session_with_tweak() -> None:
     assert not root_verifies(root, digest, sig)
     with pytest.raises(ProtocolAborted):  # the coordinator must use the same tweak
         sign.combine(public, sign.digest_request("k", eid, signers, digest), partials)
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "secp256k1"])
+def test_tweaked_package_stays_consistent(scheme: str) -> None:
+    """`tweaked` skips the (costly) consistency check because the shift preserves it: check."""
+    shares = trusted_dealer_keygen(scheme, 3, (1, 2, 3, 4, 5))
+    package = shares[1].public
+    for tweak in (1, 12345, package.group.order - 1):
+        package.tweaked(tweak).check_consistency()
