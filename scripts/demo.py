@@ -70,10 +70,17 @@ def sign_and_verify(args: argparse.Namespace, key: dict[str, Any], message: byte
 
 
 def ecdsa_sign_and_verify(
-    args: argparse.Namespace, key: dict[str, Any], *, message: bytes = b"", digest: bytes = b""
+    args: argparse.Namespace,
+    key: dict[str, Any],
+    *,
+    message: bytes = b"",
+    digest: bytes = b"",
+    path: str = "",
 ) -> dict[str, Any]:
     """Sign a message (hashed by the nodes) or a digest (interactive); verify independently."""
     what = ["--digest-hex", digest.hex()] if digest else ["--message-hex", message.hex()]
+    if path:
+        what += ["--path", path]
     out: dict[str, Any] = mpcctl(args, "sign", "--key-id", key["key_id"], *what)
     digest = digest or hashlib.sha256(message).digest()
     public = bytes.fromhex(key["public_key"])
@@ -115,6 +122,16 @@ def ecdsa_part(args: argparse.Namespace) -> None:
     out = ecdsa_sign_and_verify(args, key, digest=hashlib.sha256(b"an invoice").digest())
     print(f"ok, signers: {out['signers']}")
     print(json.dumps(mpcctl(args, "presign-status", "--key-id", key["key_id"]), indent=2))
+    say("a BIP-32 child key m/44/0/7: any wallet holding the root xpub derives the same key")
+    child = mpcctl(args, "pubkey", "--key-id", key["key_id"], "--path", "m/44/0/7")
+    print(json.dumps(child, indent=2))
+    out = ecdsa_sign_and_verify(
+        args,
+        {**key, "public_key": child["public_key"]},
+        message=b"paid from a child key",
+        path="m/44/0/7",
+    )
+    print(f"ok, signers: {out['signers']}")
     say(
         "killing mpc-0 and mpc-2: the ECDSA key still signs with the other three (a new signer "
         "set, so its first presignature is made on demand)"
@@ -164,6 +181,18 @@ def main() -> int:
         signers = sign_and_verify(args, key, b"back to full strength")
         print(f"ok, signers: {signers}")
         print(json.dumps(mpcctl(args, "pubkey", "--key-id", key["key_id"]), indent=2))
+        say("a tenant's child key of the same root: derived, not generated; signs the same way")
+        child = mpcctl(args, "pubkey", "--key-id", key["key_id"], "--tenant", "acme-corp")
+        print(json.dumps(child, indent=2))
+        out = mpcctl(
+            args, "sign", "--key-id", key["key_id"], "--tenant", "acme-corp", "--message-hex", "00"
+        )
+        child_key = bytes.fromhex(child["public_key"])
+        VerifyKey(child_key).verify(b"\x00", bytes.fromhex(out["signature"]))
+        Ed25519PublicKey.from_public_bytes(child_key).verify(
+            bytes.fromhex(out["signature"]), b"\x00"
+        )
+        print(f"ok, signed under {out['path'][:24]}… by {out['signers']}")
         if not args.skip_ecdsa:
             ecdsa_part(args)
         say("demo finished")
