@@ -80,6 +80,18 @@ def execution_id(
     return hashlib.sha256(encode_fields(fields)).digest()
 
 
+def echo_digest(
+    tag: bytes, eid: bytes, broadcasts: Mapping[int, bytes], parties: Sequence[int]
+) -> bytes:
+    """SHA-256 over every party's broadcast in party order, bound to the execution: what each
+    party echoes, so a relay that showed different broadcasts to different parties is caught."""
+    return hashlib.sha256(
+        encode_fields(
+            [tag, eid] + [encode_fields([encode_uint(p), broadcasts[p]]) for p in parties]
+        )
+    ).digest()
+
+
 _PATH_TAG = b"mpc.v1.child-key-path"
 
 

@@ -35,7 +35,6 @@ erasing the old shares is the caller's job (issue 6, "Generations").
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 
@@ -48,7 +47,7 @@ from mpcnode.crypto.sharing import (
     verify_share,
 )
 from mpcnode.errors import InternalBug, InvalidInput, ProtocolAborted
-from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, execution_id
+from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, echo_digest, execution_id
 from mpcnode.protocols.frost.dkg import derive_public_shares
 from mpcnode.protocols.keys import KeyShare, PublicKeyPackage
 
@@ -259,12 +258,7 @@ class ReshareSession(Session[KeyShare | None]):
             except InvalidInput:
                 faults[dealer] = "malformed secret share"
         self.raise_faults(faults)
-        self._echo = hashlib.sha256(
-            encode_fields(
-                [_ECHO_TAG, self.eid]
-                + [encode_fields([encode_uint(i), self._round1[i]]) for i in self.dealers]
-            )
-        ).digest()
+        self._echo = echo_digest(_ECHO_TAG, self.eid, self._round1, self.dealers)
         return [Outgoing(2, BROADCAST, self._echo)] if self.is_holder else []
 
     def _after_round2(self, messages: Sequence[Incoming]) -> list[Outgoing]:

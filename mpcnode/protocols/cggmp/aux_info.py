@@ -34,7 +34,7 @@ from mpcnode.crypto.security import SECURITY_128, SecurityLevel
 from mpcnode.crypto.zk import pi_fac, pi_mod, pi_prm
 from mpcnode.crypto.zk._common import ProofContext
 from mpcnode.errors import InternalBug, InvalidInput, InvalidProof, ProtocolAborted
-from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session
+from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, echo_digest
 
 _COMMIT_TAG = b"mpc.v1.cggmp-aux-info.commitment"
 _ECHO_TAG = b"mpc.v1.cggmp-aux-info.echo"
@@ -290,9 +290,7 @@ class CggmpAuxInfoSession(Session[AuxInfo]):
             {p: "malformed commitment" for p, v in received.items() if len(v) != _DIGEST_SIZE}
         )
         self._commitments.update(received)
-        self._echo = hashlib.sha256(
-            encode_fields([_ECHO_TAG, self.eid] + [self._commitments[p] for p in self.parties])
-        ).digest()
+        self._echo = echo_digest(_ECHO_TAG, self.eid, self._commitments, self.parties)
         payload = encode_fields([self._echo, encode_fields(self._decommitment)])
         return [Outgoing(2, BROADCAST, payload)]
 

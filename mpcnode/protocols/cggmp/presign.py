@@ -49,7 +49,7 @@ from mpcnode.crypto.sharing import check_indices, lagrange_coefficient
 from mpcnode.crypto.zk import pi_aff_g, pi_elog, pi_enc_elg
 from mpcnode.crypto.zk._common import ProofContext, decode_ints, encode_ints
 from mpcnode.errors import InternalBug, InvalidInput, InvalidProof, ProtocolAborted
-from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session
+from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, echo_digest
 from mpcnode.protocols.cggmp.aux_info import AuxInfo
 from mpcnode.protocols.keys import KeyShare
 
@@ -527,12 +527,9 @@ class _PresignRounds(Session[T], Generic[T]):
             if fault is not None:
                 faults[sender] = fault
         self.raise_faults(faults)
-        self._echo = hashlib.sha256(
-            encode_fields(
-                [_ECHO_TAG, self.eid]
-                + [encode_fields([encode_uint(j), self._round1[j].encode()]) for j in self.signers]
-            )
-        ).digest()
+        self._echo = echo_digest(
+            _ECHO_TAG, self.eid, {j: r.encode() for j, r in self._round1.items()}, self.signers
+        )
         return [Outgoing(2, BROADCAST, self._echo)]
 
     def _after_echo(self, messages: Sequence[Incoming]) -> list[Outgoing]:

@@ -29,7 +29,7 @@ from mpcnode.crypto.encoding import decode_fields, encode_fields, encode_uint
 from mpcnode.crypto.group import Point, RandomBytes
 from mpcnode.crypto.sharing import Polynomial, check_indices, evaluate_commitment, verify_share
 from mpcnode.errors import InternalBug, InvalidInput, InvalidSignature, ProtocolAborted
-from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session
+from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session, echo_digest
 from mpcnode.protocols.frost.ciphersuite import ED25519_SHA512, Ciphersuite, suite_for
 from mpcnode.protocols.keys import CHAIN_CODE_SIZE, KeyShare, PublicKeyPackage
 
@@ -247,12 +247,7 @@ class FrostDkgSession(Session[KeyShare]):
             if fault is not None:
                 faults[sender] = fault
         self.raise_faults(faults)
-        self._echo = hashlib.sha256(
-            encode_fields(
-                [_ECHO_TAG, self.eid]
-                + [encode_fields([encode_uint(p), self._round1[p]]) for p in self.parties]
-            )
-        ).digest()
+        self._echo = echo_digest(_ECHO_TAG, self.eid, self._round1, self.parties)
         poly, self._poly = self._poly, None
         if poly is None:
             raise InternalBug("polynomial already used")
