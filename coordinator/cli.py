@@ -75,6 +75,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _node_indices(text: str) -> list[int]:
+    """ "0,1,2,3,5" -> node indices (distinct, >= 0)."""
+    try:
+        indices = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected node indices like 0,1,2,3, got {text!r}"
+        ) from None
+    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+        raise argparse.ArgumentTypeError(f"node indices must be distinct and >= 0, got {text!r}")
+    return indices
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -120,7 +133,7 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) 
         type=_positive_float,
         default=default(None),
         help=f"deadline of each call (default {DEFAULT_TIMEOUT:g}; "
-        f"keygen --scheme secp256k1: {KEYGEN_ECDSA_TIMEOUT:g})",
+        f"keygen --scheme secp256k1 and reshare: {KEYGEN_ECDSA_TIMEOUT:g})",
     )
 
 
@@ -187,6 +200,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_child_options(pubkey, "show the child key")
 
     sub.add_parser("keys", help="list all keys")
+
+    reshare = sub.add_parser(
+        "reshare",
+        help="move a key to new holders and/or a new threshold, or refresh its shares",
+        description="Reshare a key without ever reconstructing it: the public key, chain code "
+        "and child keys stay the same. The current threshold of holders deal; every new holder "
+        "must be up. The old generation keeps signing until every new holder has stored its "
+        "share; then the old shares are erased (also on a removed node). Without --parties and "
+        "--threshold the shares are refreshed for the same holders.",
+    )
+    reshare.add_argument("--key-id", required=True)
+    reshare.add_argument(
+        "--parties",
+        type=_node_indices,
+        default=None,
+        metavar="I,J,...",
+        help="new holders as node indices (node mpc-k is k), e.g. 0,1,2,3,5; "
+        "default: the current holders",
+    )
+    reshare.add_argument(
+        "--threshold", type=_positive_int, default=None, help="new threshold (default: current)"
+    )
 
     status = sub.add_parser("presign-status", help="show a secp256k1 key's presignature pools")
     status.add_argument("--key-id", required=True)
@@ -300,17 +335,23 @@ def _message_bytes(args: argparse.Namespace) -> bytes:
 
 
 def key_info_to_json(info: Any) -> dict[str, Any]:
-    """A KeyInfo as printed by keygen, pubkey and keys: adds "path" ("m" for the root key),
-    "xpub" (secp256k1) and "tenant" (when looked up by tenant) when the server sets them."""
+    """A KeyInfo as printed by keygen, pubkey, keys and reshare: "generation", "threshold" and
+    "parties" of the active generation and its "holders" (node names); adds "path" ("m" for the
+    root key), "xpub" (secp256k1) and "tenant" (when looked up by tenant) when the server sets
+    them."""
     result: dict[str, Any] = {
         "key_id": info.key_id,
         "scheme": info.scheme,
         "public_key": info.public_key.hex(),
         "threshold": info.threshold,
-        "parties": info.parties,
+        # Node indices of the active generation's holders (node mpc-k is party k+1), the form
+        # `reshare --parties` takes; only the count from a server that does not list them.
+        "parties": [p - 1 for p in info.holder_parties] if info.holder_parties else info.parties,
         "chain_code": info.chain_code.hex(),
         "generation": info.generation,
     }
+    if info.holders:
+        result["holders"] = list(info.holders)
     for name in ("path", "xpub", "tenant"):
         value = getattr(info, name)
         if value:
@@ -439,6 +480,15 @@ def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
     if args.command == "presign-status":
         request = coordinator_pb2.PresignStatusRequest(key_id=args.key_id)
         return "PresignStatus", request, _presign_status_to_json
+    if args.command == "reshare":
+        parties = args.parties or []
+        threshold = args.threshold or 0
+        if parties and threshold > len(parties):
+            raise _invalid(f"--threshold {threshold} exceeds the {len(parties)} --parties")
+        request = coordinator_pb2.ReshareRequest(
+            key_id=args.key_id, parties=[i + 1 for i in parties], threshold=threshold
+        )
+        return "Reshare", request, key_info_to_json
     if args.command == "aux-info":
         return "StartAuxInfo", coordinator_pb2.StartAuxInfoRequest(), operation_to_json
     raise CliError("INTERNAL", f"unhandled command {args.command!r}")  # argparse admits no other
@@ -448,6 +498,8 @@ def _timeout(args: argparse.Namespace) -> float:
     if args.timeout is not None:
         return float(args.timeout)
     if args.command == "keygen" and args.scheme == "secp256k1":
+        return KEYGEN_ECDSA_TIMEOUT
+    if args.command == "reshare":  # a secp256k1 key may first need the committee's aux-info
         return KEYGEN_ECDSA_TIMEOUT
     return DEFAULT_TIMEOUT
 

@@ -127,6 +127,17 @@ class PresignPools:
         """Start bookkeeping for a key known to have no presignature (a fresh key)."""
         self._keys.setdefault(key_id, _KeyPools())
 
+    def reset(self, key_id: str) -> None:
+        """Forget every pool of a key whose generation changed (its presignatures were erased
+        with the old generation); ids already spent stay spent."""
+        state = self._keys.get(key_id)
+        if state is None:
+            self._keys[key_id] = _KeyPools()
+            return
+        state.pools.clear()
+        state.preferred = None
+        self._changed(state)
+
     def rebuild(
         self, key_id: str, listings: Mapping[int, Iterable[tuple[bytes, Sequence[int]]]]
     ) -> int:

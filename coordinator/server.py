@@ -31,8 +31,8 @@ from coordinator.presign_pool import DEFAULT_TARGET, PresignPools, Refiller, Sig
 from mpcnode import tls
 from mpcnode.crypto import hd
 from mpcnode.crypto.ecdsa import EcdsaSignature
-from mpcnode.crypto.group import GROUPS, SECP256K1
-from mpcnode.envelope import verify_envelope
+from mpcnode.crypto.group import SECP256K1
+from mpcnode.envelope import package_of, verify_envelope, verify_key_record
 from mpcnode.errors import (
     InternalBug,
     InvalidInput,
@@ -242,9 +242,15 @@ def derive_child(package: PublicKeyPackage, path: tuple[int, ...]) -> hd.ChildKe
     return hd.derive(package.scheme, package.public_key, package.chain_code, path)
 
 
-def key_info(record: Any, child: hd.ChildKey | None = None, tenant: str = "") -> Any:
+def key_info(
+    record: Any,
+    child: hd.ChildKey | None = None,
+    tenant: str = "",
+    name_of: Callable[[int], str] | None = None,
+) -> Any:
     """KeyInfo of a key record, or of its child key `child` (public key, chain code and path of
-    the child; xpub for secp256k1). Without `child`: the root key, path "m"."""
+    the child; xpub for secp256k1). Without `child`: the root key, path "m". `name_of` gives
+    the holders' node names."""
     if child is None:
         child = derive_child(package_of(record), ())
     info = coordinator_pb2.KeyInfo(
@@ -257,27 +263,12 @@ def key_info(record: Any, child: hd.ChildKey | None = None, tenant: str = "") ->
         generation=record.generation,
         path=hd.format_path(child.path),
         tenant=tenant,
+        holder_parties=list(record.parties),
+        holders=[name_of(p) for p in record.parties] if name_of is not None else [],
     )
     if record.scheme == "secp256k1":
         info.xpub = hd.xpub(child)
     return info
-
-
-def package_of(record: Any) -> PublicKeyPackage:
-    """Decode and validate the public key package carried in a node's key record."""
-    group = GROUPS.get(record.scheme)
-    if group is None:
-        raise ProtocolAborted(f"node reported unknown scheme {record.scheme!r}")
-    package = PublicKeyPackage(
-        scheme=record.scheme,
-        threshold=record.threshold,
-        parties=tuple(record.parties),
-        public_key=group.decode_point(bytes(record.public_key)),
-        verifying_shares=tuple(group.decode_point(bytes(v)) for v in record.verifying_shares),
-        chain_code=bytes(record.chain_code),
-        generation=record.generation,
-    )
-    return PublicKeyPackage.decode(package.encode())  # decode runs every consistency check
 
 
 class Coordinator:
@@ -499,23 +490,7 @@ class Coordinator:
 
     def _verify_record(self, record: Any) -> PublicKeyPackage:
         """A key record is trusted only with a valid confirmation from every holder."""
-        package = package_of(record)
-        confirmed = set()
-        for env in record.confirmations:
-            verify_envelope(self.roster, env)
-            eid = execution_id(
-                env.protocol,
-                bytes(env.session_id),
-                record.key_id,
-                package.parties,
-                package.threshold,
-            )
-            if env.recipient != BROADCAST or bytes(env.payload) != package.confirmation_digest(eid):
-                raise ProtocolAborted("key record confirmation does not match", [env.sender])
-            confirmed.add(env.sender)
-        if confirmed != set(package.parties):
-            raise ProtocolAborted("key record is not confirmed by every holder")
-        return package
+        return verify_key_record(self.roster, record)
 
     async def create_key(self, scheme: str, threshold: int, parties: int) -> Any:
         """Distributed key generation over every node (FROST DKG for both schemes).
@@ -556,7 +531,7 @@ class Coordinator:
         if scheme == "secp256k1":
             self.pools.register(key_id)  # a fresh key has no presignature anywhere
             self.refiller.ensure(key_id)
-        return key_info(record)
+        return key_info(record, name_of=self.name_of)
 
     async def _fetch_record(self, key_id: str, parties: Sequence[int]) -> Any:
         results, failures = await self._fanout(
@@ -579,12 +554,156 @@ class Coordinator:
             if failures and not results:
                 self._raise_for(failures, "key lookup")
             raise KeyNotFound(f"no key {key_id!r}")
-        serialized = {r.SerializeToString(deterministic=True) for r in records.values()}
-        if len(serialized) > 1:
-            log.warning("nodes hold different records for key %s", key_id)
-        best = records[min(records)]
+        # Every record here is confirmed by all its holders, so the highest generation is the
+        # certified one; a node still showing an older generation missed its certification.
+        best = max((records[p] for p in sorted(records)), key=lambda r: int(r.generation))
+        behind = [p for p, r in records.items() if r.generation < best.generation]
+        if behind:
+            await self._certify(best, behind)
         self.registry[key_id] = best
         return best
+
+    async def _certify(self, record: Any, parties: Sequence[int]) -> None:
+        """Hand a certified generation to nodes that missed it (best effort, logged): a new
+        holder activates its pending share, any other node erases its old generations."""
+        request = node_pb2.CertifyGenerationRequest(record=record)
+        results, failures = await self._fanout(
+            {p: ("CertifyGeneration", request) for p in parties}, PROBE_TIMEOUT
+        )
+        for party, resp in sorted(results.items()):
+            log.info(
+                "key %s generation %d on %s: %s",
+                record.key_id,
+                record.generation,
+                self.name_of(party),
+                resp.outcome,
+            )
+        for party, failure in sorted(failures.items()):
+            log.warning(
+                "key %s generation %d not certified on %s: %s %s",
+                record.key_id,
+                record.generation,
+                self.name_of(party),
+                failure.code.name,
+                failure.details,
+            )
+
+    # -- resharing ---------------------------------------------------------------------------
+
+    def _choose_dealers(
+        self,
+        old: PublicKeyPackage,
+        alive: Sequence[int],
+        new_parties: Sequence[int],
+        excluded: set[int],
+    ) -> list[int]:
+        """t_old live old holders, those leaving the key first (they erase their share at the
+        end of the session they took part in), never a party excluded for cheating."""
+        usable = [p for p in old.parties if p in alive and p not in excluded]
+        leaving = [p for p in usable if p not in new_parties]
+        staying = [p for p in usable if p in new_parties]
+        dealers = (leaving + staying)[: old.threshold]
+        if len(dealers) < old.threshold:
+            missing = [p for p in old.parties if p not in dealers]
+            raise QuorumUnavailable(
+                f"resharing needs {old.threshold} of the current holders to deal, "
+                f"{len(dealers)} available",
+                [self.name_of(p) for p in missing],
+            )
+        return sorted(dealers)
+
+    async def reshare(self, key_id: str, parties: Sequence[int] = (), threshold: int = 0) -> Any:
+        """Move a key to `parties` with `threshold` (defaults: the current ones), same public key.
+
+        Dealers are t_old live old holders; every new holder must be live. A dealer named as a
+        cheater is left out and the reshare restarts with another (up to SIGN_ATTEMPTS runs).
+        The nodes activate the new generation only once every new holder confirmed it stored
+        its share (and then erase the old one); until then the old generation signs. Old
+        holders outside the session get the certified record afterwards and erase theirs.
+        """
+        if not key_id:
+            raise InvalidInput("key id is required")
+        old_record = await self._fetch_record(key_id, sorted(self.nodes))
+        old = package_of(old_record)
+        new_parties = sorted(set(parties)) if parties else list(old.parties)
+        if len(new_parties) != len(parties) and parties:
+            raise InvalidInput("new holders must be distinct")
+        unknown = [p for p in new_parties if p not in self.nodes]
+        if unknown:
+            raise InvalidInput(f"parties {unknown} are not nodes of this cluster")
+        new_threshold = threshold or old.threshold
+        if not 2 <= new_threshold <= len(new_parties):
+            raise InvalidInput(
+                f"threshold must be between 2 and the number of new holders ({len(new_parties)})"
+            )
+        if old.scheme == "secp256k1":
+            # The new holders must be able to presign the moment the old generation is gone.
+            await self.ensure_aux_info()
+        excluded: set[int] = set()
+        last_error: MpcError | None = None
+        for _ in range(SIGN_ATTEMPTS):
+            alive = await self.probe(sorted(self.nodes))
+            missing = [p for p in new_parties if p not in alive]
+            if missing:
+                raise QuorumUnavailable(
+                    "resharing needs every new holder", [self.name_of(p) for p in missing]
+                )
+            dealers = self._choose_dealers(old, alive, new_parties, excluded)
+            session_parties = sorted(set(dealers) | set(new_parties))
+            start = node_pb2.StartRequest(
+                session_id=os.urandom(16),
+                protocol="reshare",
+                key_id=key_id,
+                threshold=new_threshold,
+                parties=session_parties,
+                dealers=dealers,
+                new_parties=new_parties,
+                old_public=old.encode(),
+            )
+            try:
+                await self.run_session(start, session_parties)
+                break
+            except ProtocolAborted as exc:
+                last_error = exc
+                cheating_dealers = [c for c in exc.culprits if c in dealers]
+                if not cheating_dealers or any(c in new_parties for c in exc.culprits):
+                    raise
+                excluded.update(cheating_dealers)
+                log.warning(
+                    "reshare of %s: dealer %s misbehaved; restarting without it",
+                    key_id,
+                    ", ".join(self.name_of(c) for c in cheating_dealers),
+                )
+            except QuorumUnavailable as exc:
+                # The last round may have reached some nodes: if the new generation was
+                # certified, it is the key now (the others are certified below).
+                record = await self._fetch_record(key_id, sorted(self.nodes))
+                if record.generation > old.generation:
+                    log.warning("reshare of %s: %s; the new generation was certified", key_id, exc)
+                    break
+                raise
+        else:
+            assert last_error is not None
+            raise last_error
+        record = await self._fetch_record(key_id, new_parties)
+        if record.generation <= old.generation:
+            raise InternalBug("reshare finished but the nodes report the old generation")
+        others = [p for p in sorted(self.nodes) if p not in new_parties]
+        if others:
+            await self._certify(record, others)
+        if record.scheme == "secp256k1":
+            # Presignatures belong to a generation: the old ones are erased with it.
+            self.pools.reset(key_id)
+            self._suspects.pop(key_id, None)
+            self.refiller.ensure(key_id)
+        log.info(
+            "key %s reshared: generation %d, %d-of-%s",
+            key_id,
+            record.generation,
+            record.threshold,
+            self._names(record.parties),
+        )
+        return key_info(record, name_of=self.name_of)
 
     async def get_record(self, key_id: str) -> Any:
         if not key_id:
@@ -851,7 +970,9 @@ class Coordinator:
         """KeyInfo of the key `key_id` or of its child at `path` / `tenant` (see `resolve_path`)."""
         indices = resolve_path(path, tenant)  # before any node is contacted
         record = await self.get_record(key_id)
-        return key_info(record, derive_child(package_of(record), indices), tenant)
+        return key_info(
+            record, derive_child(package_of(record), indices), tenant, name_of=self.name_of
+        )
 
     async def sign_request(
         self,
@@ -1199,7 +1320,7 @@ class CoordinatorApi:
 
     async def list_keys(self, _req: Any, _ctx: grpc.ServicerContext) -> Any:
         return coordinator_pb2.ListKeysResponse(
-            keys=[key_info(r) for r in await self.c.list_keys()]
+            keys=[key_info(r, name_of=self.c.name_of) for r in await self.c.list_keys()]
         )
 
     async def sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
@@ -1230,6 +1351,9 @@ class CoordinatorApi:
     async def presign_status(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         return await self.c.presign_status(req.key_id)
 
+    async def reshare(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        return await self.c.reshare(req.key_id, list(req.parties), int(req.threshold))
+
     def handlers(self, token: trio.lowlevel.TrioToken) -> grpc.GenericRpcHandler:
         pb = coordinator_pb2
         methods = {
@@ -1244,6 +1368,7 @@ class CoordinatorApi:
                 pb.PresignStatusRequest,
                 pb.PresignStatusResponse,
             ),
+            "Reshare": (self.reshare, pb.ReshareRequest, pb.KeyInfo),
         }
         return generic_service("mpc.v1.Coordinator", token, methods)
 

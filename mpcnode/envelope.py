@@ -12,6 +12,10 @@ Every `Outgoing` of a session becomes one `mpc.v1.Envelope`:
 
 The receiver takes the sender from the verified envelope, never from the payload.
 Nothing here logs or prints payloads; use `describe` for log lines.
+
+A `mpc.v1.KeyRecord` (the public description of one key generation) is trusted only with a
+signed confirmation from every holder of exactly that package: `verify_key_record`, used by
+the coordinator (its registry) and by nodes (certifying a reshared generation).
 """
 
 from __future__ import annotations
@@ -20,13 +24,24 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
-from mpcnode.crypto.encoding import encode_fields, encode_uint
+from mpcnode.crypto.encoding import decode_fields, encode_fields, encode_uint
+from mpcnode.crypto.group import GROUPS
 from mpcnode.errors import InvalidInput, InvalidSignature, ProtocolAborted
 from mpcnode.identity import NodeIdentity, Roster
-from mpcnode.protocols.base import BROADCAST, COORDINATOR, Incoming, Outgoing
+from mpcnode.protocols.base import BROADCAST, COORDINATOR, Incoming, Outgoing, execution_id
+from mpcnode.protocols.keys import PublicKeyPackage
 from protos.mpc.v1 import envelope_pb2
 
-__all__ = ["describe", "open_envelope", "seal", "signing_input", "verify_envelope"]
+__all__ = [
+    "describe",
+    "key_record",
+    "open_envelope",
+    "package_of",
+    "seal",
+    "signing_input",
+    "verify_envelope",
+    "verify_key_record",
+]
 
 _DOMAIN = b"mpc.v1.envelope"
 _SIGNATURE_SIZE = 64
@@ -158,3 +173,69 @@ def describe(env: envelope_pb2.Envelope) -> str:
         f"Envelope(session={env.session_id.hex()}, protocol={env.protocol}, round={env.round}, "
         f"sender={env.sender}, recipient={env.recipient}, {len(env.payload)} bytes)"
     )
+
+
+# -- key records ------------------------------------------------------------------------------
+
+
+def key_record(
+    key_id: str, public: PublicKeyPackage, confirmations: bytes
+) -> envelope_pb2.KeyRecord:
+    """The KeyRecord of a stored generation (`confirmations`: the stored field-encoded list of
+    serialized confirmation envelopes)."""
+    return envelope_pb2.KeyRecord(
+        key_id=key_id,
+        scheme=public.scheme,
+        threshold=public.threshold,
+        parties=list(public.parties),
+        public_key=public.public_key.encode(),
+        verifying_shares=[y.encode() for y in public.verifying_shares],
+        chain_code=public.chain_code,
+        generation=public.generation,
+        confirmations=[
+            envelope_pb2.Envelope.FromString(raw) for raw in decode_fields(confirmations)
+        ],
+    )
+
+
+def package_of(record: envelope_pb2.KeyRecord) -> PublicKeyPackage:
+    """Decode and validate the public key package carried in a key record."""
+    group = GROUPS.get(record.scheme)
+    if group is None:
+        raise ProtocolAborted(f"key record has unknown scheme {record.scheme!r}")
+    package = PublicKeyPackage(
+        scheme=record.scheme,
+        threshold=record.threshold,
+        parties=tuple(record.parties),
+        public_key=group.decode_point(bytes(record.public_key)),
+        verifying_shares=tuple(group.decode_point(bytes(v)) for v in record.verifying_shares),
+        chain_code=bytes(record.chain_code),
+        generation=record.generation,
+    )
+    return PublicKeyPackage.decode(package.encode())  # decode runs every consistency check
+
+
+def verify_key_record(roster: Roster, record: envelope_pb2.KeyRecord) -> PublicKeyPackage:
+    """The record's package, if every holder confirmed exactly it; else raise.
+
+    Each confirmation is a broadcast envelope of one key session (a DKG or a reshare) signed by
+    a holder, whose payload is `package.confirmation_digest(eid)` with
+    eid = execution_id(protocol, session id, key id, parties, threshold). All come from one
+    session, and together from exactly the holders.
+    """
+    package = package_of(record)
+    confirmed = set()
+    sessions = {(bytes(env.session_id), env.protocol) for env in record.confirmations}
+    if len(sessions) > 1:
+        raise ProtocolAborted("key record confirmations come from different sessions")
+    for env in record.confirmations:
+        verify_envelope(roster, env)
+        eid = execution_id(
+            env.protocol, bytes(env.session_id), record.key_id, package.parties, package.threshold
+        )
+        if env.recipient != BROADCAST or bytes(env.payload) != package.confirmation_digest(eid):
+            raise ProtocolAborted("key record confirmation does not match", [env.sender])
+        confirmed.add(env.sender)
+    if confirmed != set(package.parties):
+        raise ProtocolAborted("key record is not confirmed by every holder")
+    return package

@@ -33,9 +33,9 @@ import trio
 
 from mpcnode import tls
 from mpcnode.crypto import hd
-from mpcnode.crypto.encoding import decode_fields, encode_fields
+from mpcnode.crypto.encoding import encode_fields
 from mpcnode.crypto.primes import prime_digest
-from mpcnode.envelope import open_envelope, seal
+from mpcnode.envelope import key_record, open_envelope, seal, verify_key_record
 from mpcnode.errors import (
     InternalBug,
     InvalidInput,
@@ -63,6 +63,7 @@ from mpcnode.protocols.cggmp.sign import CggmpDigestSignSession
 from mpcnode.protocols.frost.dkg import FrostDkgSession
 from mpcnode.protocols.frost.sign import FrostSignSession
 from mpcnode.protocols.keys import KeyShare, PublicKeyPackage
+from mpcnode.protocols.reshare import ReshareSession, reshare_execution_id
 from mpcnode.rpc import generic_service, run_process, running_server
 from mpcnode.storage import KeyStore, PresignatureUsed, load_kek, write_file_atomic
 from mpcnode.workers import run_receive, run_start, terminate_proof_workers
@@ -82,6 +83,9 @@ AUX_INFO_PRIMES = 4
 """Safe primes one aux-info run takes from the pool: p, q (Paillier) and p̂, q̂ (ring-Pedersen)."""
 OFFLOADED_PROTOCOLS = frozenset({"cggmp-aux-info", "cggmp-presign", "cggmp-sign-digest"})
 """Protocols whose rounds run in the worker processes."""
+KEY_PROTOCOLS = frozenset({"frost-dkg", "reshare"})
+"""Protocols that end with a new key generation: stored pending before the node confirms it,
+activated (older generations erased) once every holder confirmed."""
 TEST_PRIMES_USED_FILE = "test-primes-used"
 """In the data directory: digests of test primes already put in the pool (never added twice)."""
 
@@ -189,6 +193,7 @@ class NodeService:
     aux_info_factory: SessionFactory = CggmpAuxInfoSession
     presign_factory: SessionFactory = CggmpPresignSession
     digest_sign_factory: SessionFactory = CggmpDigestSignSession
+    reshare_factory: SessionFactory = ReshareSession
     _aux_cache: dict[tuple[int, ...], tuple[bytes, AuxInfo]] = field(
         default_factory=dict, repr=False
     )
@@ -236,7 +241,7 @@ class NodeService:
                 session_id.hex(),
                 AUX_INFO_PRIMES,
             )
-        if live.protocol != "frost-dkg" or not live.stored_pending or live.session.done:
+        if live.protocol not in KEY_PROTOCOLS or not live.stored_pending or live.session.done:
             return
         if live.confirmations_delivered:
             # Every holder had confirmed (the relay delivered all n confirmations), so the key
@@ -308,6 +313,8 @@ class NodeService:
         if protocol == "cggmp-aux-info":
             return LiveSession(protocol, self._new_aux_info(sid, key_id, parties), "", parties, now)
         self._check_key_id(key_id)
+        if protocol == "reshare":
+            return self._new_reshare(req, sid, key_id, parties)
         if protocol == "frost-dkg":
             if req.scheme not in SCHEMES:
                 raise InvalidInput(f"unsupported scheme {req.scheme!r}")
@@ -369,6 +376,91 @@ class NodeService:
                 protocol, session, key_id, signers, now, generation=share.public.generation
             )
         raise InvalidInput(f"unknown protocol {protocol!r}")
+
+    def _stored_package(self, key_id: str) -> PublicKeyPackage | None:
+        stored = self.store.get_active(key_id)
+        return None if stored is None else PublicKeyPackage.decode(stored.public)
+
+    def _new_reshare(
+        self, req: Any, sid: bytes, key_id: str, parties: tuple[int, ...]
+    ) -> LiveSession:
+        """Check a reshare Start against this node's own view of the key and build its session.
+
+        A dealer deals from its stored share of exactly the generation named; a party that holds
+        the key must hold exactly that package (or an older generation of the same key); a new
+        node takes the package from the request (bound into the execution id).
+        """
+        dealers = tuple(sorted(int(p) for p in req.dealers))
+        new_parties = tuple(sorted(int(p) for p in req.new_parties))
+        for name, group in (("dealers", dealers), ("new parties", new_parties)):
+            if not group or len(set(group)) != len(group):
+                raise InvalidInput(f"{name} must be distinct and non-empty")
+        if tuple(sorted(set(dealers) | set(new_parties))) != parties:
+            raise InvalidInput("reshare parties must be exactly the dealers and the new holders")
+        new_threshold = int(req.threshold)
+        if not 2 <= new_threshold <= len(new_parties):
+            raise InvalidInput("new threshold must be between 2 and the number of new holders")
+        if any(
+            live.key_id == key_id and live.protocol in KEY_PROTOCOLS
+            for live in self.sessions.values()
+        ):
+            raise PreconditionFailed(f"a key session for {key_id!r} is already running here")
+        try:
+            old_public = PublicKeyPackage.decode(bytes(req.old_public))
+        except InvalidInput as exc:
+            raise InvalidInput(f"old public key package: {exc}") from None
+        mine = self._stored_package(key_id)
+        if mine is not None:
+            if mine.generation > old_public.generation:
+                raise PreconditionFailed(
+                    f"key {key_id!r} is at generation {mine.generation} on this node; the "
+                    f"reshare starts from generation {old_public.generation}"
+                )
+            same_key = (mine.scheme, mine.public_key, mine.chain_code) == (
+                old_public.scheme,
+                old_public.public_key,
+                old_public.chain_code,
+            )
+            if not same_key or (mine.generation == old_public.generation and mine != old_public):
+                raise InvalidInput("the old public key package differs from this node's")
+        old_share = None
+        if self.party in dealers:
+            stored = self.store.get_active(key_id)
+            if stored is None or mine != old_public:
+                raise PreconditionFailed(
+                    f"this node holds no share of generation {old_public.generation} to deal"
+                )
+            old_share = KeyShare.decode(stored.secret())
+        generation = old_public.generation + 1
+        if self.party in new_parties:
+            self._discard_stale_pending(key_id, generation)
+        eid = reshare_execution_id(sid, key_id, old_public, dealers, new_parties, new_threshold)
+        session = self.reshare_factory(
+            party=self.party,
+            old_public=old_public,
+            dealers=dealers,
+            new_parties=new_parties,
+            new_threshold=new_threshold,
+            eid=eid,
+            old_share=old_share,
+            # what a key record of the new generation is checked against (verify_key_record)
+            confirmation_eid=execution_id("reshare", sid, key_id, new_parties, new_threshold),
+        )
+        return LiveSession(
+            "reshare", session, key_id, parties, trio.current_time(), generation=generation
+        )
+
+    def _discard_stale_pending(self, key_id: str, generation: int) -> None:
+        """Drop a pending `generation` of the key left by an earlier reshare that never finished
+        here (this node died or the session failed after it stored its share)."""
+        for stale in self.store.pending_keys():
+            if stale.key_id == key_id and stale.generation == generation:
+                log.warning(
+                    "key %s: discarding pending generation %d of an unfinished reshare",
+                    key_id,
+                    generation,
+                )
+                self.store.discard_pending(key_id, generation)
 
     def _new_aux_info(self, sid: bytes, key_id: str, parties: tuple[int, ...]) -> Session[Any]:
         """Aux-info for the whole committee with four fresh primes from the pool."""
@@ -489,8 +581,8 @@ class NodeService:
                 outgoing = await self._advance(live, incoming)
                 self._still_live(sid, live)
                 envelopes = self._seal_all(sid, live.protocol, outgoing)
-                if live.protocol == "frost-dkg":
-                    self._dkg_progress(sid, live, req.envelopes, envelopes)
+                if live.protocol in KEY_PROTOCOLS:
+                    self._key_progress(live, req.envelopes, envelopes)
                 elif live.session.done:
                     self._store_output(sid, live)
             except BaseException as exc:
@@ -501,16 +593,24 @@ class NodeService:
                 self._drop(sid, "done", only=live)
         return node_pb2.StepResponse(envelopes=envelopes, done=done)
 
-    def _dkg_progress(
-        self,
-        sid: bytes,
-        live: LiveSession,
-        received: Sequence[Any],
-        sent: Sequence[Any],
+    def _key_progress(
+        self, live: LiveSession, received: Sequence[Any], sent: Sequence[Any]
     ) -> None:
-        """Persist the share before confirming it; activate it once everyone confirmed."""
+        """Persist the share before confirming it; activate it once every holder confirmed.
+
+        Activation erases the older generations of the key (a reshare's old share). A reshare
+        dealer that holds no share of the new generation erases its old one instead.
+        """
         session = live.session
         if session.done:
+            if session.output is None:  # a reshare dealer leaving the key
+                self.store.retire(live.key_id, live.generation)
+                log.info(
+                    "key %s: generation %d certified without this node; old share erased",
+                    live.key_id,
+                    live.generation,
+                )
+                return
             confirmations = sorted([*received, live.own_confirmation], key=lambda e: e.sender)
             blob = encode_fields([e.SerializeToString() for e in confirmations])
             self.store.activate(live.key_id, live.generation, blob)
@@ -527,6 +627,60 @@ class NodeService:
             )
             live.stored_pending = True
             live.own_confirmation = next(e for e in sent if e.recipient == BROADCAST)
+
+    async def certify_generation(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        """Act on a generation every holder confirmed (see node.proto): activate this node's
+        pending share of it, or erase this node's older generations if it is not a holder."""
+        record = req.record
+        key_id = self._check_key_id(str(record.key_id))
+        try:
+            package = verify_key_record(self.roster, record)
+        except MpcError as exc:
+            raise InvalidInput(f"key record not certified: {exc}") from None
+        mine = self._stored_package(key_id)
+        if mine is not None:
+            same_key = (mine.scheme, mine.public_key, mine.chain_code) == (
+                package.scheme,
+                package.public_key,
+                package.chain_code,
+            )
+            if not same_key:
+                raise InvalidInput("the record is of another key")
+            if mine.generation == package.generation:
+                if mine != package:
+                    raise InvalidInput("the record differs from this node's active generation")
+                return node_pb2.CertifyGenerationResponse(outcome="current")
+            if mine.generation > package.generation:
+                raise PreconditionFailed(
+                    f"generation {package.generation} is older than the active one here "
+                    f"({mine.generation})"
+                )
+        if self.party in package.parties:
+            pending = [
+                s
+                for s in self.store.pending_keys()
+                if s.key_id == key_id and s.generation == package.generation
+            ]
+            if not pending or PublicKeyPackage.decode(pending[0].public) != package:
+                raise PreconditionFailed(
+                    f"this node holds no pending share of generation {package.generation} of "
+                    f"key {key_id!r}: it missed the reshare"
+                )
+            confirmations = sorted(record.confirmations, key=lambda e: e.sender)
+            blob = encode_fields([e.SerializeToString() for e in confirmations])
+            self.store.activate(key_id, package.generation, blob)
+            log.info("key %s active (generation %d, certified)", key_id, package.generation)
+            return node_pb2.CertifyGenerationResponse(outcome="activated")
+        erased = self.store.retire(key_id, package.generation)
+        if not erased:
+            return node_pb2.CertifyGenerationResponse(outcome="absent")
+        log.info(
+            "key %s: generation %d certified without this node; %d older generation(s) erased",
+            key_id,
+            package.generation,
+            erased,
+        )
+        return node_pb2.CertifyGenerationResponse(outcome="retired")
 
     async def abort(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         self._drop(bytes(req.session_id), "aborted by coordinator")
@@ -631,20 +785,8 @@ class NodeService:
         )
 
     def _record(self, stored: Any) -> Any:
-        public = PublicKeyPackage.decode(stored.public)
-        confirmations = [
-            envelope_pb2.Envelope.FromString(raw) for raw in decode_fields(stored.confirmations)
-        ]
-        return envelope_pb2.KeyRecord(
-            key_id=stored.key_id,
-            scheme=public.scheme,
-            threshold=public.threshold,
-            parties=list(public.parties),
-            public_key=public.public_key.encode(),
-            verifying_shares=[y.encode() for y in public.verifying_shares],
-            chain_code=public.chain_code,
-            generation=public.generation,
-            confirmations=confirmations,
+        return key_record(
+            stored.key_id, PublicKeyPackage.decode(stored.public), stored.confirmations
         )
 
     async def get_key_record(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
@@ -708,6 +850,11 @@ def node_handlers(
             service.list_presignatures,
             node_pb2.ListPresignaturesRequest,
             node_pb2.ListPresignaturesResponse,
+        ),
+        "CertifyGeneration": (
+            service.certify_generation,
+            node_pb2.CertifyGenerationRequest,
+            node_pb2.CertifyGenerationResponse,
         ),
     }
     return generic_service("mpc.v1.Node", token, methods, peer_checker(allowed))

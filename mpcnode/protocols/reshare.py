@@ -20,7 +20,11 @@ Session parties are S ∪ N' (a party can be a dealer, a new holder or both). Wi
    against C_i (else dealer i is named), sets s'_j = Σ_i f_i(j), builds the new package (same
    PK and chain code, threshold t', parties N', Y'_k from Σ_i C_i, generation old+1), exposes it
    as `pending_share` (to be stored durably before sending) and broadcasts its confirmation
-   digest. A dealer that is not a new holder computes the same package from the public
+   digest `new_public.confirmation_digest(confirmation_eid)`. `confirmation_eid` is the
+   execution id a key record is checked against (the service passes the DKG formula
+   `execution_id("reshare", sid, key_id, N', t')`, so a record of a reshared generation
+   verifies from its own fields); the echo of round 2 already bound the full setup. A dealer
+   that is not a new holder computes the same package from the public
    commitments.
 4. on every confirmation equal to its own, a new holder outputs its new `KeyShare`; a dealer
    that is not a new holder outputs None (differing confirmations name the sender).
@@ -92,6 +96,7 @@ class ReshareSession(Session[KeyShare | None]):
         eid: bytes,
         old_share: KeyShare | None = None,
         randomness: RandomBytes | None = None,
+        confirmation_eid: bytes | None = None,
     ) -> None:
         super().__init__()
         self._rng: RandomBytes = randomness if randomness is not None else secrets.token_bytes
@@ -132,6 +137,9 @@ class ReshareSession(Session[KeyShare | None]):
         self.new_parties = holder_set
         self.new_threshold = new_threshold
         self.eid = bytes(eid)
+        self.confirmation_eid = (
+            bytes(confirmation_eid) if confirmation_eid is not None else self.eid
+        )
         self._finished = False
         # Secrets, dropped as soon as they have been used.
         self._old_share: KeyShare | None = old_share
@@ -287,7 +295,7 @@ class ReshareSession(Session[KeyShare | None]):
             generation=self.old_public.generation + 1,
         )
         self._new_public = public
-        self._confirmation = public.confirmation_digest(self.eid)
+        self._confirmation = public.confirmation_digest(self.confirmation_eid)
         if not self.is_holder:
             return []
         share = sum(self._shares.values()) % group.order

@@ -17,7 +17,7 @@ class CreateKeyRequest(_message.Message):
     def __init__(self, scheme: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
-    __slots__ = ("key_id", "scheme", "public_key", "threshold", "parties", "chain_code", "generation", "path", "xpub", "tenant")
+    __slots__ = ("key_id", "scheme", "public_key", "threshold", "parties", "chain_code", "generation", "path", "xpub", "tenant", "holder_parties", "holders")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class KeyInfo(_message.Message):
     PATH_FIELD_NUMBER: _ClassVar[int]
     XPUB_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     scheme: str
     public_key: bytes
@@ -38,7 +40,19 @@ class KeyInfo(_message.Message):
     path: str
     xpub: str
     tenant: str
-    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., public_key: _Optional[bytes] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., path: _Optional[str] = ..., xpub: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+    holder_parties: _containers.RepeatedScalarFieldContainer[int]
+    holders: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., public_key: _Optional[bytes] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., path: _Optional[str] = ..., xpub: _Optional[str] = ..., tenant: _Optional[str] = ..., holder_parties: _Optional[_Iterable[int]] = ..., holders: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReshareRequest(_message.Message):
+    __slots__ = ("key_id", "parties", "threshold")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    parties: _containers.RepeatedScalarFieldContainer[int]
+    threshold: int
+    def __init__(self, key_id: _Optional[str] = ..., parties: _Optional[_Iterable[int]] = ..., threshold: _Optional[int] = ...) -> None: ...
 
 class GetKeyRequest(_message.Message):
     __slots__ = ("key_id", "path", "tenant")

@@ -70,6 +70,11 @@ class CoordinatorStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusResponse.FromString,
                 _registered_method=True)
+        self.Reshare = channel.unary_unary(
+                '/mpc.v1.Coordinator/Reshare',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.ReshareRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.KeyInfo.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -120,6 +125,15 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reshare(self, request, context):
+        """Move a key to new holders and/or a new threshold (or refresh its shares): same public key,
+        chain code and child keys; the old generation signs until every new holder stored its
+        share, then the old shares are erased.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +171,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.PresignStatus,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusResponse.SerializeToString,
+            ),
+            'Reshare': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reshare,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.ReshareRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.KeyInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +368,33 @@ class Coordinator:
             '/mpc.v1.Coordinator/PresignStatus',
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.PresignStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reshare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/Reshare',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.ReshareRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.KeyInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path")
+    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path", "dealers", "new_parties", "old_public")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,9 @@ class StartRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    DEALERS_FIELD_NUMBER: _ClassVar[int]
+    NEW_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    OLD_PUBLIC_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     protocol: str
     key_id: str
@@ -25,7 +28,10 @@ class StartRequest(_message.Message):
     message: bytes
     scheme: str
     path: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ...) -> None: ...
+    dealers: _containers.RepeatedScalarFieldContainer[int]
+    new_parties: _containers.RepeatedScalarFieldContainer[int]
+    old_public: bytes
+    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ..., dealers: _Optional[_Iterable[int]] = ..., new_parties: _Optional[_Iterable[int]] = ..., old_public: _Optional[bytes] = ...) -> None: ...
 
 class StepRequest(_message.Message):
     __slots__ = ("session_id", "envelopes")
@@ -148,3 +154,15 @@ class PresignatureEntry(_message.Message):
     signers: _containers.RepeatedScalarFieldContainer[int]
     generation: int
     def __init__(self, presignature_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., generation: _Optional[int] = ...) -> None: ...
+
+class CertifyGenerationRequest(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: _envelope_pb2.KeyRecord
+    def __init__(self, record: _Optional[_Union[_envelope_pb2.KeyRecord, _Mapping]] = ...) -> None: ...
+
+class CertifyGenerationResponse(_message.Message):
+    __slots__ = ("outcome",)
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    def __init__(self, outcome: _Optional[str] = ...) -> None: ...

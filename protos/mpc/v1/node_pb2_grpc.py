@@ -84,6 +84,11 @@ class NodeStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesResponse.FromString,
                 _registered_method=True)
+        self.CertifyGeneration = channel.unary_unary(
+                '/mpc.v1.Node/CertifyGeneration',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -150,6 +155,15 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CertifyGeneration(self, request, context):
+        """A key generation every holder confirmed (a reshare's result): a new holder that stored its
+        share but missed the last round activates it; a node outside the new holders erases its
+        older generations of the key. The node checks every confirmation itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +211,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.ListPresignatures,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesResponse.SerializeToString,
+            ),
+            'CertifyGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CertifyGeneration,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,6 +465,33 @@ class Node:
             '/mpc.v1.Node/ListPresignatures',
             protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_node__pb2.ListPresignaturesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CertifyGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/CertifyGeneration',
+            protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,
