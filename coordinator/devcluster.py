@@ -2,9 +2,15 @@
 
 Usage (through `scripts/cluster`):
 
-    cluster up|down [--purge]|status|kill-node I|start-node I
+    cluster up|down [--purge]|status|kill-node I|start-node I|add-node
             [--dir DIR] [--base-port P] [--nodes N] [--timeout S]
             [--prime-pool N] [--test-primes FILE]     (up only; --test-primes is TEST ONLY)
+
+`add-node` grows a prepared cluster by one node, mpc-N (N the current node count),
+up to 9: a certificate from the existing dev CA, a fresh identity, KEK and node.json,
+the roster and coordinator.json extended. If the cluster runs, the new node is started
+and every process alive at that moment is restarted so that it loads the new roster
+(processes that are down stay down; they read it when they start).
 
 The directory (default ./.cluster, mode 0700) holds everything a cluster needs:
 
@@ -309,6 +315,10 @@ class Cluster:
     def node(self, index: int) -> Process:
         if not 0 <= index < self.nodes:
             raise ClusterError(f"no node {index}: nodes are 0..{self.nodes - 1}")
+        return self._node_process(index)
+
+    def _node_process(self, index: int) -> Process:
+        """Node mpc-`index` without the range check (add_node describes the next node)."""
         name = self.node_name(index)
         port = self.base_port + 1 + index
         return Process(
@@ -453,38 +463,13 @@ class Cluster:
     def _create_files(self) -> None:
         node_names = [self.node_name(i) for i in range(self.nodes)]
         tls.make_dev_pki(self.tls_dir, [*node_names, COORDINATOR, CLIENT])
-        ca = self.tls_dir / "ca.pem"
-        entries: list[RosterEntry] = []
-        for i in range(self.nodes):
-            node = self.node(i)
-            assert node.party is not None
-            directory = self.node_dir(i)
-            directory.mkdir(mode=0o700, parents=True)
-            os.chmod(directory, 0o700)
-            os.chmod(directory.parent, 0o700)
-            identity = NodeIdentity.generate(node.name, node.party)
-            identity.save(directory / "identity.json")
-            create_kek_file(directory / "kek")
-            entries.append(identity.public_entry())
-            _, cert, key = self.tls_paths(node.name)
-            config = {
-                "name": node.name,
-                "party": node.party,
-                "listen": node.address,
-                "health_listen": node.health_address,
-                "data_dir": str(directory),
-                "kek_file": str(directory / "kek"),
-                "identity_file": str(directory / "identity.json"),
-                "roster_file": str(self.roster_file),
-                "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},
-                "allowed_clients": [COORDINATOR],
-                "prime_pool_target": self.prime_pool,
-            }
-            config.update(self._test_prime_settings())
-            _write_json(node.config, config)
+        entries = [
+            self._create_node_files(i, self.prime_pool, self._test_prime_settings())
+            for i in range(self.nodes)
+        ]
         Roster(entries).save(self.roster_file)
         c = self.coordinator
-        _, cert, key = self.tls_paths(COORDINATOR)
+        ca, cert, key = self.tls_paths(COORDINATOR)
         _write_json(
             c.config,
             {
@@ -492,15 +477,47 @@ class Cluster:
                 "health_listen": c.health_address,
                 "roster_file": str(self.roster_file),
                 "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},
-                "nodes": [
-                    {"name": n.name, "party": n.party, "address": n.address}
-                    for n in self.processes[1:]
-                ],
+                "nodes": [_coordinator_entry(n) for n in self.processes[1:]],
             },
         )
         self.logs_dir.mkdir(mode=0o700)
         os.chmod(self.logs_dir, 0o700)
         self._write_pids({})  # written last: its presence marks a complete cluster directory
+
+    def _create_node_files(
+        self, index: int, prime_pool_target: int, extra: dict[str, Any]
+    ) -> RosterEntry:
+        """Create node_dir(index) with a fresh identity, a KEK and node.json.
+
+        The node's certificate must already be in tls/. `extra` is added to node.json
+        (the test-prime settings). Returns the identity's public roster entry.
+        """
+        node = self._node_process(index)
+        assert node.party is not None
+        directory = self.node_dir(index)
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)
+        os.chmod(directory.parent, 0o700)
+        identity = NodeIdentity.generate(node.name, node.party)
+        identity.save(directory / "identity.json")
+        create_kek_file(directory / "kek")
+        ca, cert, key = self.tls_paths(node.name)
+        config = {
+            "name": node.name,
+            "party": node.party,
+            "listen": node.address,
+            "health_listen": node.health_address,
+            "data_dir": str(directory),
+            "kek_file": str(directory / "kek"),
+            "identity_file": str(directory / "identity.json"),
+            "roster_file": str(self.roster_file),
+            "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},
+            "allowed_clients": [COORDINATOR],
+            "prime_pool_target": prime_pool_target,
+        }
+        config.update(extra)
+        _write_json(node.config, config)
+        return identity.public_entry()
 
     def _test_prime_settings(self) -> dict[str, Any]:
         if self.test_primes is None:
@@ -713,6 +730,125 @@ class Cluster:
         self.wait_healthy([p.name], timeout)
         return self.status()
 
+    def add_node(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Add node mpc-N (N = the current node count) to a prepared cluster.
+
+        Its certificate comes from the existing dev CA; it gets a fresh identity, KEK and
+        node.json (prime pool and test-prime settings copied from mpc-0), and the roster,
+        coordinator.json and cluster.json (last) list it. If any process of the cluster
+        runs, the new node is started and every process alive at the time of the call is
+        restarted so that it loads the new roster; then all of them must become healthy.
+        Processes that are down stay down. Returns `status()` plus "added".
+        """
+        self._require_prepared()
+        if self.nodes >= MAX_NODES:
+            raise ClusterError(
+                f"the cluster already has {self.nodes} nodes, the most a dev cluster can have "
+                f"(node ports P+1..P+{MAX_NODES})",
+                dir=str(self.directory),
+            )
+        index = self.nodes
+        new = self._node_process(index)
+        if new.health_port > 65535:
+            raise ClusterError(
+                f"base port {self.base_port} leaves no room for {new.name} "
+                f"(its health port would be {new.health_port})"
+            )
+        with self._lock():
+            saved = self._saved_layout()
+            if saved is None or saved[1] != self.nodes:
+                now = "no cluster" if saved is None else f"{saved[1]} nodes"
+                raise ClusterError(
+                    f"{self.directory} changed meanwhile (now {now}, not {self.nodes}); "
+                    "run the command again",
+                    dir=str(self.directory),
+                )
+            pids = self._read_pids()
+            running = [p for p in self.processes if self._alive(p, pids[p.name])]
+            if running:
+                self._check_ports([new])  # before any file changes
+            self._add_node_files(index, pids)
+            if running:
+                self._start([new])
+                self._restart(running)
+        if running:
+            self.wait_healthy([new.name, *(p.name for p in running)], timeout)
+        result = self.status()
+        result["added"] = {"name": new.name, "party": new.party}
+        return result
+
+    def _add_node_files(self, index: int, pids: dict[str, int | None]) -> None:
+        """Create node `index`'s files and list it in every config; sets self.nodes.
+
+        An exception undoes the changes. A node directory or roster entry left over by
+        an add that died halfway (cluster.json, written last, does not count the node,
+        so no process ever ran with it) is replaced.
+        """
+        new = self._node_process(index)
+        assert new.party is not None
+        template = _read_json(self.node(0).config)
+        prime_pool = template.get("prime_pool_target", self.prime_pool)
+        test_keys = ("allow_test_primes", "test_primes_file")
+        extra: dict[str, Any] = {k: template[k] for k in test_keys if k in template}
+        roster = Roster.load(self.roster_file)
+        coordinator = _read_json(self.coordinator.config)
+        if not isinstance(coordinator.get("nodes"), list):
+            raise ClusterError(f'{self.coordinator.config} has no "nodes" list')
+        ca_pem, cert_path, key_path = self.tls_paths(new.name)
+        ca_key = self.tls_dir / "ca.key"
+        saved = {
+            self.roster_file: (self.roster_file.read_bytes(), 0o644),
+            self.coordinator.config: (self.coordinator.config.read_bytes(), 0o600),
+        }
+        directory = self.node_dir(index)
+        if directory.exists():
+            shutil.rmtree(directory)  # left over by an interrupted add (see above)
+        try:
+            cert, key = tls.issue_cert(
+                ca_pem.read_bytes(),
+                ca_key.read_bytes(),
+                new.name,
+                tls.dev_dns_names(new.name),
+                [HOST],
+            )
+            tls.write_pem(key_path, key, private=True)
+            tls.write_pem(cert_path, cert, private=False)
+            entry = self._create_node_files(index, prime_pool, extra)
+            kept = [e for e in roster if e.party != new.party and e.name != new.name]
+            Roster([*kept, entry]).save(self.roster_file)
+            coordinator["nodes"] = [
+                n
+                for n in coordinator["nodes"]
+                if not (isinstance(n, dict) and n.get("name") == new.name)
+            ] + [_coordinator_entry(new)]
+            _write_json(self.coordinator.config, coordinator)
+            self.nodes = index + 1
+            self._write_pids({**pids, new.name: None})  # last: the node now counts
+        except BaseException:
+            self.nodes = index
+            for path, (data, mode) in saved.items():
+                write_file_atomic(path, data, mode)
+            shutil.rmtree(directory, ignore_errors=True)
+            cert_path.unlink(missing_ok=True)
+            key_path.unlink(missing_ok=True)
+            raise
+
+    def _restart(self, targets: Sequence[Process], grace: float = 10.0) -> None:
+        """SIGTERM `targets` (SIGKILL after `grace` s), wait until gone, start them again."""
+        pids = self._read_pids()
+        victims = [(p, pid) for p in targets if (pid := pids[p.name]) is not None]
+        victims = [(p, pid) for p, pid in victims if self._alive(p, pid)]
+        for _, pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        self._wait_gone(victims, grace)
+        for _, pid in victims:  # stragglers, and any worker left in the group
+            self._kill_group(pid)
+        left = self._wait_gone(victims, _KILL_WAIT)
+        if left:
+            raise ClusterError(f"processes did not exit after SIGKILL: {left}")
+        self._start(targets)
+
     def status(self) -> dict[str, Any]:
         """Every process with pid, liveness, ports and readiness health."""
         pids = self._read_pids()
@@ -753,20 +889,36 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     write_file_atomic(path, json.dumps(doc, indent=2).encode() + b"\n", 0o600)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    if not isinstance(doc, dict):
+        raise ClusterError(f"{path} does not hold a JSON object")
+    return doc
+
+
+def _coordinator_entry(node: Process) -> dict[str, Any]:
+    """A node as coordinator.json lists it."""
+    return {"name": node.name, "party": node.party, "address": node.address}
+
+
 # --------------------------------------------------------------------------- CLI
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    location = argparse.ArgumentParser(add_help=False)
+    location.add_argument(
         "--dir", default=DEFAULT_DIR, help="cluster directory (default: ./.cluster)"
     )
-    common.add_argument(
+    location.add_argument(
         "--base-port",
         type=int,
         default=None,
         help=f"coordinator port P; nodes P+1.., health ports +10 (default {DEFAULT_BASE_PORT})",
     )
+    common = argparse.ArgumentParser(add_help=False, parents=[location])
     common.add_argument(
         "--nodes", type=int, default=None, help=f"number of nodes (default {DEFAULT_NODES})"
     )
@@ -806,6 +958,16 @@ def _parser() -> argparse.ArgumentParser:
         "start-node", parents=[common, timeout], help="start node mpc-I, wait healthy"
     )
     start.add_argument("index", type=int, metavar="I")
+    sub.add_parser(
+        "add-node",
+        parents=[location, timeout],
+        help=f"add node mpc-N (up to {MAX_NODES}); a running cluster is restarted to load it",
+        description="Add node mpc-N (N = the current node count, at most "
+        f"{MAX_NODES} nodes): certificate from the existing CA, fresh identity and KEK, "
+        "roster and coordinator.json extended. If the cluster runs, the new node starts "
+        "and every running process restarts to load the new roster; stopped ones stay "
+        "stopped.",
+    )
     return parser
 
 
@@ -816,7 +978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = Cluster(
             args.dir,
             base_port=args.base_port,
-            nodes=args.nodes,
+            nodes=getattr(args, "nodes", None),
             prime_pool=getattr(args, "prime_pool", DEFAULT_PRIME_POOL),
             test_primes=getattr(args, "test_primes", None),
         )
@@ -830,6 +992,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = cluster.status()
         elif args.command == "kill-node":
             result = cluster.kill_node(args.index)
+        elif args.command == "add-node":
+            result = cluster.add_node(timeout=args.timeout)
         else:
             result = cluster.start_node(args.index, timeout=args.timeout)
     except ClusterError as exc:

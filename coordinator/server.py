@@ -304,6 +304,9 @@ class Coordinator:
         self._aux_op: Operation | None = None
         self._nursery: trio.Nursery | None = None
         self._pool_locks: dict[str, trio.Lock] = {}
+        self._lagging: dict[str, set[int]] = {}
+        self._catching_up: set[str] = set()
+        """Per key, nodes a certified generation could not be handed to yet (they were down)."""
         self._suspects: dict[str, set[int]] = {}
         """Per key, parties that misbehaved in a presign or sign: refills avoid them."""
 
@@ -558,8 +561,13 @@ class Coordinator:
         # certified one; a node still showing an older generation missed its certification.
         best = max((records[p] for p in sorted(records)), key=lambda r: int(r.generation))
         behind = [p for p, r in records.items() if r.generation < best.generation]
+        behind += [  # a new holder that missed the last round has only a pending share
+            p
+            for p, f in failures.items()
+            if f.code == grpc.StatusCode.NOT_FOUND and p in best.parties
+        ]
         if behind:
-            await self._certify(best, behind)
+            await self._certify(best, sorted(behind))
         self.registry[key_id] = best
         return best
 
@@ -570,6 +578,13 @@ class Coordinator:
         results, failures = await self._fanout(
             {p: ("CertifyGeneration", request) for p in parties}, PROBE_TIMEOUT
         )
+        lagging = self._lagging.setdefault(record.key_id, set())
+        lagging.difference_update(results)
+        lagging.difference_update(failures)
+        down = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        lagging.update(p for p, f in failures.items() if f.code in down)
+        if not lagging:
+            del self._lagging[record.key_id]
         for party, resp in sorted(results.items()):
             log.info(
                 "key %s generation %d on %s: %s",
@@ -603,6 +618,12 @@ class Coordinator:
         leaving = [p for p in usable if p not in new_parties]
         staying = [p for p in usable if p in new_parties]
         dealers = (leaving + staying)[: old.threshold]
+        if len(dealers) < old.threshold and excluded:
+            raise ProtocolAborted(
+                f"resharing needs {old.threshold} dealers among the current holders; left out "
+                f"for misbehaving: {', '.join(self._names(sorted(excluded)))}",
+                sorted(excluded),
+            )
         if len(dealers) < old.threshold:
             missing = [p for p in old.parties if p not in dealers]
             raise QuorumUnavailable(
@@ -665,8 +686,11 @@ class Coordinator:
                 break
             except ProtocolAborted as exc:
                 last_error = exc
+                # A dealer is replaced by another old holder (it stays a new holder if asked
+                # for: the operator sees it named and can reshare it out); a misbehaving new
+                # holder cannot be replaced without changing the requested committee.
                 cheating_dealers = [c for c in exc.culprits if c in dealers]
-                if not cheating_dealers or any(c in new_parties for c in exc.culprits):
+                if not cheating_dealers or len(cheating_dealers) != len(exc.culprits):
                     raise
                 excluded.update(cheating_dealers)
                 log.warning(
@@ -688,9 +712,10 @@ class Coordinator:
         record = await self._fetch_record(key_id, new_parties)
         if record.generation <= old.generation:
             raise InternalBug("reshare finished but the nodes report the old generation")
-        others = [p for p in sorted(self.nodes) if p not in new_parties]
-        if others:
-            await self._certify(record, others)
+        # Every node gets the certified record: a holder that missed the last round activates
+        # its share, an old holder outside the session erases its own; a node that is down
+        # gets it when it is back (`get_record`).
+        await self._certify(record, sorted(self.nodes))
         if record.scheme == "secp256k1":
             # Presignatures belong to a generation: the old ones are erased with it.
             self.pools.reset(key_id)
@@ -711,7 +736,25 @@ class Coordinator:
         record = self.registry.get(key_id)
         if record is None:
             record = await self._fetch_record(key_id, sorted(self.nodes))
+        elif key_id in self._lagging:
+            # Some node missed the certified generation: hand it over once it is back
+            # (in the background when the coordinator runs one; it only costs a probe).
+            if self._nursery is not None:
+                if key_id not in self._catching_up:
+                    self._catching_up.add(key_id)
+                    self._nursery.start_soon(self._catch_up, record)
+            else:
+                await self._catch_up(record)
         return record
+
+    async def _catch_up(self, record: Any) -> None:
+        try:
+            lagging = sorted(self._lagging.get(record.key_id, ()))
+            alive = await self.probe(lagging)
+            if alive:
+                await self._certify(record, alive)
+        finally:
+            self._catching_up.discard(record.key_id)
 
     async def list_keys(self) -> list[Any]:
         results, _ = await self._fanout(

@@ -15,6 +15,7 @@ any copy of its records left anywhere can no longer be opened.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -46,6 +47,8 @@ __all__ = [
     "read_private_file",
     "write_file_atomic",
 ]
+
+log = logging.getLogger("mpcnode.storage")
 
 DB_NAME = "keys.sqlite3"
 """File name of the node database inside its data directory."""
@@ -557,9 +560,34 @@ class KeyStore:
                 " WHERE key_id = ? AND generation = ?",
                 (confirmations, key_id, generation),
             )
-            conn.execute(
+            erased = conn.execute(
                 "DELETE FROM keys WHERE key_id = ? AND generation < ?", (key_id, generation)
+            ).rowcount
+        if erased:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it, so erased records (zeroed in the
+        database by ``secure_delete``) leave no copy in the WAL either. A busy checkpoint is
+        logged, not raised: the erasure itself is committed, and the next one catches up."""
+        with self._lock:
+            busy = self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            log.warning("WAL checkpoint after an erase was busy; old pages remain until the next")
+
+    def generations(self, key_id: str) -> list[tuple[int, str]]:
+        """(generation, status) of every stored generation of `key_id`, oldest first."""
+        _check_name(key_id, "key id")
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT generation, status FROM keys WHERE key_id = ? ORDER BY generation",
+                    (key_id,),
+                )
+                .fetchall()
             )
+        return [(int(g), str(status)) for g, status in rows]
 
     def discard_pending(self, key_id: str, generation: int) -> None:
         """Erase a pending generation (a failed keygen or reshare); absent is not an error."""
@@ -587,10 +615,12 @@ class KeyStore:
         _check_name(key_id, "key id")
         _check_generation(below_generation)
         with self._write() as conn:
-            cur = conn.execute(
+            erased = conn.execute(
                 "DELETE FROM keys WHERE key_id = ? AND generation < ?", (key_id, below_generation)
-            )
-            return cur.rowcount
+            ).rowcount
+        if erased:
+            self._checkpoint()
+        return int(erased)
 
     def get_active(self, key_id: str) -> StoredKey | None:
         """The highest active generation of `key_id`, or None. Pending generations are ignored."""

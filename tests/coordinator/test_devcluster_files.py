@@ -1,7 +1,8 @@
 """coordinator.devcluster without real servers: the prepared files, pid handling, the CLI.
 
 The processes started here are stand-ins (`sleep`-like Python processes whose command
-line names a cluster config), so process control is tested without mpcnode.server.
+line names a cluster config), so process control is tested without mpcnode.server;
+only test_add_node_to_a_running_cluster (marked `cluster`) starts real processes.
 """
 
 from __future__ import annotations
@@ -439,3 +440,242 @@ def test_scripts_cluster_is_executable() -> None:
     text = script.read_text()
     assert text.startswith("#!/usr/bin/env bash")
     assert "-m coordinator.devcluster" in text
+
+
+# --------------------------------------------------------------------------- add-node
+
+FIXTURE_PRIMES = Path(__file__).resolve().parents[1] / "fixtures" / "safe_primes.json"
+
+
+def _tls_files(cluster: Cluster) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in cluster.tls_dir.iterdir()}
+
+
+def test_add_node_extends_a_prepared_cluster(tmp_path: Path) -> None:
+    base = _free_base_port(6)
+    made = Cluster(tmp_path / "c", base_port=base, prime_pool=2, test_primes=FIXTURE_PRIMES)
+    made.prepare()
+    tls_before = _tls_files(made)
+    roster_before = list(Roster.load(made.roster_file))
+
+    cluster = Cluster(made.directory)  # no settings: all come from the directory
+    result = cluster.add_node(timeout=5)
+
+    assert result["added"] == {"name": "mpc-5", "party": 6}
+    assert cluster.nodes == 6 and Cluster(made.directory).nodes == 6
+    assert [p["name"] for p in result["processes"]] == ["coordinator"] + [
+        f"mpc-{k}" for k in range(6)
+    ]
+    assert {p["pid"] for p in result["processes"]} == {None}  # a stopped cluster stays down
+    assert result["processes"][6]["port"] == base + 6
+    assert result["processes"][6]["health_port"] == base + 16
+
+    # TLS: same CA, every existing file unchanged, a new certificate signed by that CA.
+    tls_after = _tls_files(cluster)
+    assert {k: v for k, v in tls_after.items() if k in tls_before} == tls_before
+    assert set(tls_after) - set(tls_before) == {"mpc-5.pem", "mpc-5.key"}
+    assert _mode(cluster.tls_dir / "mpc-5.key") == 0o600
+    ca = x509.load_pem_x509_certificate(tls_before["ca.pem"])
+    cert = x509.load_pem_x509_certificate(tls_after["mpc-5.pem"])
+    assert cert.subject.rfc4514_string() == "CN=mpc-5"
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)  # raises unless the CA key signed it
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "mpc-5.mpc" in san.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+    # Identity, KEK and the roster.
+    node_dir = cluster.node_dir(5)
+    assert _mode(node_dir) == 0o700
+    assert {p.name for p in node_dir.iterdir()} == {"identity.json", "kek", "node.json"}
+    assert _mode(node_dir / "identity.json") == 0o600 and _mode(node_dir / "kek") == 0o600
+    assert len((node_dir / "kek").read_bytes()) == 32
+    identity = NodeIdentity.load(node_dir / "identity.json")
+    assert (identity.name, identity.party) == ("mpc-5", 6)
+    roster = list(Roster.load(cluster.roster_file))
+    assert roster[:5] == roster_before
+    assert roster[5] == identity.public_entry()
+    assert len({e.signing_key for e in roster}) == 6
+    assert len({e.box_key for e in roster}) == 6
+
+    # node.json: the same fields as the others, its own ports, mpc-0's prime settings.
+    config = json.loads((node_dir / "node.json").read_text())
+    config0 = json.loads(cluster.node(0).config.read_text())
+    assert config.keys() == config0.keys()
+    assert config["name"] == "mpc-5" and config["party"] == 6
+    assert config["listen"] == f"127.0.0.1:{base + 6}"
+    assert config["health_listen"] == f"127.0.0.1:{base + 16}"
+    assert config["data_dir"] == str(node_dir)
+    assert config["tls"] == {
+        "ca": str(cluster.tls_dir / "ca.pem"),
+        "cert": str(cluster.tls_dir / "mpc-5.pem"),
+        "key": str(cluster.tls_dir / "mpc-5.key"),
+    }
+    assert config["prime_pool_target"] == 2  # from mpc-0, not the Cluster default (4)
+    assert config["allow_test_primes"] is True
+    assert config["test_primes_file"] == str(FIXTURE_PRIMES)
+    for key in ("kek_file", "identity_file", "roster_file"):
+        assert Path(config[key]).is_file(), key
+
+    coord = json.loads(cluster.coordinator.config.read_text())
+    assert coord["nodes"] == [
+        {"name": f"mpc-{k}", "party": k + 1, "address": f"127.0.0.1:{base + 1 + k}"}
+        for k in range(6)
+    ]
+    doc = json.loads(cluster.cluster_file.read_text())
+    assert [n["name"] for n in doc["nodes"]] == [f"mpc-{k}" for k in range(6)]
+    assert doc["nodes"][5]["config"] == str(node_dir / "node.json")
+
+
+def test_add_node_without_test_primes_copies_none(prepared: Cluster) -> None:
+    prepared.add_node()
+    config = json.loads(prepared.node(5).config.read_text())
+    assert "allow_test_primes" not in config and "test_primes_file" not in config
+    assert config["prime_pool_target"] == devcluster.DEFAULT_PRIME_POOL
+
+
+def test_add_node_refuses_at_max_nodes(tmp_path: Path) -> None:
+    full = Cluster(tmp_path / "c", base_port=_free_base_port(9), nodes=devcluster.MAX_NODES)
+    full.prepare()
+    before = full.roster_file.read_bytes(), full.cluster_file.read_bytes()
+    with pytest.raises(ClusterError, match="already has 9 nodes"):
+        full.add_node()
+    assert (full.roster_file.read_bytes(), full.cluster_file.read_bytes()) == before
+    assert Cluster(full.directory).nodes == 9
+    with pytest.raises(ClusterError, match="run `up` first"):
+        Cluster(tmp_path / "nothing").add_node()
+
+
+def test_add_node_grows_one_at_a_time(prepared: Cluster) -> None:
+    stale = Cluster(prepared.directory)
+    prepared.add_node()
+    with pytest.raises(ClusterError, match="changed meanwhile"):
+        stale.add_node()  # still believes in 5 nodes
+    assert prepared.add_node()["added"] == {"name": "mpc-6", "party": 7}
+    assert len(Roster.load(prepared.roster_file)) == 7
+
+
+def test_add_node_failure_leaves_the_cluster_as_it_was(
+    prepared: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {
+        f: f.read_bytes()
+        for f in (prepared.roster_file, prepared.coordinator.config, prepared.cluster_file)
+    }
+    write_json = devcluster._write_json
+
+    def failing(path: Path, doc: dict[str, Any]) -> None:
+        if path == prepared.coordinator.config:
+            raise OSError("disk full")
+        write_json(path, doc)
+
+    monkeypatch.setattr(devcluster, "_write_json", failing)
+    with pytest.raises(OSError, match="disk full"):
+        prepared.add_node()
+    assert {f: f.read_bytes() for f in before} == before
+    assert prepared.nodes == 5 and Cluster(prepared.directory).nodes == 5
+    assert not prepared.node_dir(5).exists()
+    assert not (prepared.tls_dir / "mpc-5.pem").exists()
+    assert not (prepared.tls_dir / "mpc-5.key").exists()
+
+    monkeypatch.undo()
+    prepared.add_node()
+    assert len(Roster.load(prepared.roster_file)) == 6
+
+
+def test_add_node_replaces_leftovers_of_an_interrupted_add(prepared: Cluster) -> None:
+    """A crash before cluster.json counted the node leaves files no process ever used."""
+    leftover = prepared.node_dir(5)
+    leftover.mkdir(mode=0o700)
+    (leftover / "kek").write_bytes(b"k" * 32)
+    ghost = NodeIdentity.generate("mpc-5", 6)
+    Roster([*Roster.load(prepared.roster_file), ghost.public_entry()]).save(prepared.roster_file)
+
+    prepared.add_node()
+    roster = list(Roster.load(prepared.roster_file))
+    identity = NodeIdentity.load(leftover / "identity.json")
+    assert len(roster) == 6 and roster[5] == identity.public_entry() != ghost.public_entry()
+    assert (leftover / "kek").read_bytes() != b"k" * 32
+
+
+def test_cli_add_node_prints_json(prepared: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    assert devcluster.main(["add-node", "--dir", str(prepared.directory)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["added"] == {"name": "mpc-5", "party": 6}
+    assert [p["port"] for p in out["processes"]] == [prepared.base_port + i for i in range(7)]
+    assert devcluster.main(["status", "--dir", str(prepared.directory)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["processes"]) == 7
+
+
+REAL_BASE_PORT = 53350
+
+
+def _cli(directory: Path, *command: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "coordinator.devcluster", *command, "--dir", str(directory)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.mark.cluster
+def test_add_node_to_a_running_cluster(tmp_path: Path) -> None:
+    """Real processes: the new node starts, the running ones restart, a stopped one stays down."""
+    ports = [REAL_BASE_PORT + i for i in range(7)]
+    if not all(devcluster._port_free(p) for p in ports + [p + 10 for p in ports]):
+        pytest.skip(f"ports {REAL_BASE_PORT}.. are in use")
+    d = tmp_path / "c"
+    try:
+        up = _cli(d, "up", "--base-port", str(REAL_BASE_PORT), "--prime-pool", "0")
+        assert up["healthy"] is True
+        before = {p["name"]: p["pid"] for p in up["processes"]}
+        _cli(d, "kill-node", "2")
+
+        added = _cli(d, "add-node", "--timeout", "30")
+        assert added["added"] == {"name": "mpc-5", "party": 6}
+        procs = {p["name"]: p for p in added["processes"]}
+        assert list(procs) == ["coordinator"] + [f"mpc-{k}" for k in range(6)]
+        assert procs["mpc-2"]["alive"] is False and procs["mpc-2"]["pid"] is None
+        for name, p in procs.items():
+            if name != "mpc-2":
+                assert p["health"] == "SERVING", name
+                assert p["pid"] != before.get(name), f"{name} was not restarted"
+
+        status = _cli(d, "start-node", "2", "--timeout", "30")
+        assert status["healthy"] is True
+        assert len(status["processes"]) == 7
+        assert {p["health"] for p in status["processes"]} == {"SERVING"}
+
+        # Every process loaded the 6-node roster: a key over all six parties works. The
+        # coordinator met mpc-2 down at its restart, so its channel may still be in
+        # reconnect backoff for a moment.
+        deadline = time.monotonic() + 20
+        while True:
+            keygen = subprocess.run(
+                [sys.executable, "-m", "coordinator.cli", "--cluster", str(d), "keygen"]
+                + ["--scheme", "ed25519", "--threshold", "3", "--parties", "6"],
+                cwd=Path(__file__).resolve().parents[2],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if keygen.returncode == 0 or time.monotonic() > deadline:
+                break
+            assert json.loads(keygen.stderr)["error"] == "UNAVAILABLE", keygen.stderr
+            time.sleep(0.5)
+        assert keygen.returncode == 0, keygen.stderr
+        assert len(bytes.fromhex(json.loads(keygen.stdout)["public_key"])) == 32
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "coordinator.devcluster", "down", "--purge", "--dir", str(d)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert not d.exists()

@@ -36,9 +36,34 @@ class InProcessCluster:
     identities: dict[int, NodeIdentity]
     keks: dict[int, bytes] = field(default_factory=dict)
     data_dirs: dict[int, Path] = field(default_factory=dict)
+    pki: Path | None = None
 
     def stop_node(self, party: int) -> None:
         self.servers[party].stop(grace=None)
+
+    def restart_node(self, party: int) -> None:
+        """A stopped node comes back on its port with its store and a fresh session table (as
+        after a process restart: sessions are in memory only)."""
+        assert self.pki is not None
+        old = self.services[party]
+        service = NodeService(
+            old.identity, old.roster, old.store, allow_test_primes=old.allow_test_primes
+        )
+        port = int(self.coordinator.nodes[party].address.rsplit(":", 1)[1])
+        self.servers[party], _ = _serve(service, self.pki, old.identity.name, f"127.0.0.1:{port}")
+        self.services[party] = service
+
+
+def _serve(service: NodeService, pki: Path, name: str, address: str) -> tuple[grpc.Server, int]:
+    token = trio.lowlevel.current_trio_token()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
+    server.add_generic_rpc_handlers((node_handlers(service, token, ["coordinator"]),))
+    creds = tls.server_credentials(
+        str(pki / "ca.pem"), str(pki / f"{name}.pem"), str(pki / f"{name}.key")
+    )
+    port = server.add_secure_port(address, creds)
+    server.start()
+    return server, port
 
 
 @contextlib.asynccontextmanager
@@ -54,7 +79,6 @@ async def open_cluster(
     tls.make_dev_pki(pki, [*NAMES, "coordinator"])
     identities = {k + 1: NodeIdentity.generate(NAMES[k], k + 1) for k in range(5)}
     roster = Roster([i.public_entry() for i in identities.values()])
-    token = trio.lowlevel.current_trio_token()
     services: dict[int, NodeService] = {}
     servers: dict[int, grpc.Server] = {}
     keks: dict[int, bytes] = {}
@@ -66,13 +90,7 @@ async def open_cluster(
         data_dirs[party] = tmp_path / name
         store = KeyStore(data_dirs[party], name, keks[party])
         service = NodeService(identity, roster, store, allow_test_primes=allow_test_primes)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=SERVER_OPTIONS)
-        server.add_generic_rpc_handlers((node_handlers(service, token, ["coordinator"]),))
-        creds = tls.server_credentials(
-            str(pki / "ca.pem"), str(pki / f"{name}.pem"), str(pki / f"{name}.key")
-        )
-        port = server.add_secure_port("127.0.0.1:0", creds)
-        server.start()
+        server, port = _serve(service, pki, name, "127.0.0.1:0")
         services[party] = service
         servers[party] = server
         addresses.append(NodeAddress(name, party, f"localhost:{port}"))
@@ -82,7 +100,9 @@ async def open_cluster(
         tls_channel_factory(pki / "ca.pem", pki / "coordinator.pem", pki / "coordinator.key"),
     )
     try:
-        yield InProcessCluster(services, servers, coordinator, roster, identities, keks, data_dirs)
+        yield InProcessCluster(
+            services, servers, coordinator, roster, identities, keks, data_dirs, pki
+        )
     finally:
         coordinator.close()
         for server in servers.values():
