@@ -342,23 +342,25 @@ class Coordinator:
 
     # -- node calls --------------------------------------------------------------------------
 
-    async def _call(self, party: int, method: str, request: Any, timeout: float) -> Any:
+    async def _call(
+        self, party: int, method: str, request: Any, timeout: float, patient: bool = False
+    ) -> Any:
         try:
-            return await call(getattr(self.stubs[party], method), request, timeout)
+            return await call(getattr(self.stubs[party], method), request, timeout, patient)
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
             details = err.details() if hasattr(err, "details") else ""
             raise NodeCallFailed(party, code, details or "", culprits_of(err)) from None
 
     async def _fanout(
-        self, requests: dict[int, tuple[str, Any]], timeout: float
+        self, requests: dict[int, tuple[str, Any]], timeout: float, patient: bool = False
     ) -> tuple[dict[int, Any], dict[int, NodeCallFailed]]:
         results: dict[int, Any] = {}
         failures: dict[int, NodeCallFailed] = {}
 
         async def one(party: int, method: str, request: Any) -> None:
             try:
-                results[party] = await self._call(party, method, request, timeout)
+                results[party] = await self._call(party, method, request, timeout, patient)
             except NodeCallFailed as exc:
                 failures[party] = exc
 
@@ -367,10 +369,17 @@ class Coordinator:
                 nursery.start_soon(one, party, method, request)
         return results, failures
 
-    async def probe(self, parties: Sequence[int]) -> list[int]:
-        """The parties that answer an Identity call with the identity pinned in the roster."""
+    async def probe(self, parties: Sequence[int], patient: bool = False) -> list[int]:
+        """The parties that answer an Identity call with the identity pinned in the roster.
+
+        Signing probes fail fast on a node that is down. `patient` (key generation, resharing:
+        rare operations that need every node) also waits out the reconnect backoff (at most
+        2 s, `CHANNEL_OPTIONS`) of a node that was just restarted.
+        """
         results, _ = await self._fanout(
-            {p: ("Identity", node_pb2.IdentityRequest()) for p in parties}, PROBE_TIMEOUT
+            {p: ("Identity", node_pb2.IdentityRequest()) for p in parties},
+            PROBE_TIMEOUT,
+            patient=patient,
         )
         alive = []
         for party, resp in results.items():
@@ -511,7 +520,7 @@ class Coordinator:
             raise InvalidInput(f"parties must be {len(everyone)}: keys are shared by every node")
         if not 2 <= threshold <= parties:
             raise InvalidInput(f"threshold must be between 2 and {parties}")
-        alive = await self.probe(everyone)
+        alive = await self.probe(everyone, patient=True)
         missing = [p for p in everyone if p not in alive]
         if missing:
             raise QuorumUnavailable(
@@ -663,7 +672,7 @@ class Coordinator:
         excluded: set[int] = set()
         last_error: MpcError | None = None
         for _ in range(SIGN_ATTEMPTS):
-            alive = await self.probe(sorted(self.nodes))
+            alive = await self.probe(sorted(self.nodes), patient=True)
             missing = [p for p in new_parties if p not in alive]
             if missing:
                 raise QuorumUnavailable(
@@ -750,7 +759,7 @@ class Coordinator:
     async def _catch_up(self, record: Any) -> None:
         try:
             lagging = sorted(self._lagging.get(record.key_id, ()))
-            alive = await self.probe(lagging)
+            alive = await self.probe(lagging, patient=True)
             if alive:
                 await self._certify(record, alive)
         finally:

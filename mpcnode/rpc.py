@@ -194,17 +194,18 @@ def set_serving(servicer: health.HealthServicer, serving: bool) -> None:
         servicer.set(service, status)
 
 
-async def call(method: Any, request: Any, timeout: float) -> Any:
+async def call(method: Any, request: Any, timeout: float, wait_for_ready: bool = False) -> Any:
     """Await a unary gRPC call from trio; the remote call is cancelled if trio cancels us.
 
-    `timeout` is also capped by the current trio deadline.
+    `timeout` is also capped by the current trio deadline. `wait_for_ready` waits (up to the
+    timeout) for a channel that is reconnecting instead of failing at once.
     """
     deadline = trio.current_effective_deadline()
     if deadline != math.inf:
         timeout = max(0.0, min(timeout, deadline - trio.current_time()))
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
-    future = method.future(request, timeout=timeout)
+    future = method.future(request, timeout=timeout, wait_for_ready=wait_for_ready)
 
     def on_done(_: Any) -> None:
         try:

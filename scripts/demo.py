@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -95,7 +96,7 @@ def ecdsa_sign_and_verify(
     return out
 
 
-def ecdsa_part(args: argparse.Namespace) -> None:
+def ecdsa_part(args: argparse.Namespace) -> dict[str, Any]:
     say(
         "CGGMP ECDSA needs aux-info once per committee (Paillier keys and ring-Pedersen "
         "parameters, 4 safe primes per node, with their proofs); nodes make the primes in the "
@@ -142,6 +143,63 @@ def ecdsa_part(args: argparse.Namespace) -> None:
     print(f"ok, signers: {out['signers']}")
     for index in ("0", "2"):
         cluster(args, "start-node", index)
+    return key
+
+
+def generation_fields(info: dict[str, Any]) -> str:
+    return json.dumps({k: info[k] for k in ("public_key", "generation", "threshold", "parties")})
+
+
+def stored_rows(args: argparse.Namespace, node: str, key_id: str) -> int:
+    """How many generations of the key node `node`'s database file holds (read directly)."""
+    path = Path(args.dir) / "nodes" / node / "keys.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+    return int(count)
+
+
+def reshare_part(
+    args: argparse.Namespace, key: dict[str, Any], ecdsa_key: dict[str, Any] | None
+) -> None:
+    key_id = key["key_id"]
+    tenant_key = mpcctl(args, "pubkey", "--key-id", key_id, "--tenant", "acme-corp")["public_key"]
+    say("resharing the ed25519 key from 3-of-5 to 4-of-5: same public key, fresh shares")
+    out = mpcctl(args, "reshare", "--key-id", key_id, "--threshold", "4")
+    print(generation_fields(out))
+    assert out["public_key"] == key["public_key"] and out["threshold"] == 4
+    signers = sign_and_verify(args, key, b"four of five sign now")
+    assert len(signers) == 4
+    print(f"ok, signers: {signers}")
+    say("with mpc-3 and mpc-4 down, three nodes are no longer enough")
+    cluster(args, "kill-node", "3")
+    cluster(args, "kill-node", "4")
+    error = mpcctl(args, "sign", "--key-id", key_id, "--message-hex", "00", expect_ok=False)
+    print(json.dumps(error, indent=2))
+    assert error["error"] == "UNAVAILABLE", error
+    for index in ("3", "4"):
+        cluster(args, "start-node", index)
+    if ecdsa_key is not None:
+        say("the secp256k1 key too, 3-of-5 -> 4-of-5 (its old presignatures are discarded)")
+        out = mpcctl(args, "reshare", "--key-id", ecdsa_key["key_id"], "--threshold", "4")
+        print(generation_fields(out))
+        signed = ecdsa_sign_and_verify(args, ecdsa_key, message=b"four ECDSA signers")
+        assert len(signed["signers"]) == 4
+        print(f"ok, signers: {signed['signers']}")
+    say(
+        "a sixth node joins (new identity, added to the roster) and replaces mpc-4: the ed25519 "
+        "key moves to mpc-0..3 and mpc-5, 3-of-5"
+    )
+    cluster(args, "add-node")
+    out = mpcctl(args, "reshare", "--key-id", key_id, "--parties", "0,1,2,3,5", "--threshold", "3")
+    print(generation_fields(out))
+    assert out["public_key"] == key["public_key"]
+    print(f"mpc-4's database now holds {stored_rows(args, 'mpc-4', key_id)} records of the key")
+    assert stored_rows(args, "mpc-4", key_id) == 0
+    signers = sign_and_verify(args, key, b"signed with the new holders")
+    print(f"ok, signers: {signers}")
+    child = mpcctl(args, "pubkey", "--key-id", key_id, "--tenant", "acme-corp")["public_key"]
+    assert child == tenant_key
+    print("the tenant's child key is unchanged")
 
 
 def main() -> int:
@@ -193,8 +251,8 @@ def main() -> int:
             bytes.fromhex(out["signature"]), b"\x00"
         )
         print(f"ok, signed under {out['path'][:24]}… by {out['signers']}")
-        if not args.skip_ecdsa:
-            ecdsa_part(args)
+        ecdsa_key = None if args.skip_ecdsa else ecdsa_part(args)
+        reshare_part(args, key, ecdsa_key)
         say("demo finished")
         return 0
     finally:

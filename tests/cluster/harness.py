@@ -22,8 +22,9 @@ class LocalCluster:
         self.dir = directory
         self.base_port = base_port
 
-    def run(self, *command: str) -> None:
-        subprocess.run(
+    def run(self, *command: str) -> Any:
+        """Run one scripts/cluster command; its JSON output."""
+        proc = subprocess.run(
             [
                 sys.executable,
                 "-m",
@@ -39,6 +40,7 @@ class LocalCluster:
             capture_output=True,
             timeout=120,
         )
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
 
     def mpcctl(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

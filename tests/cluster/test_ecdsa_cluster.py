@@ -49,7 +49,8 @@ def secp_key(ecdsa_cluster: LocalCluster) -> dict[str, Any]:
     proc = ecdsa_cluster.mpcctl("keygen", "--scheme", "secp256k1", "--threshold", "3")
     assert proc.returncode == 0, proc.stderr
     key: dict[str, Any] = json.loads(proc.stdout)
-    assert key["scheme"] == "secp256k1" and key["threshold"] == 3 and key["parties"] == 5
+    assert key["scheme"] == "secp256k1" and key["threshold"] == 3
+    assert key["parties"] == [0, 1, 2, 3, 4] and key["generation"] == 0
     assert len(bytes.fromhex(key["public_key"])) == 33
     return key
 
@@ -248,3 +249,58 @@ def test_child_keys_sign_under_random_paths(
     error = json.loads(proc.stderr)
     assert error["error"] == "INVALID_ARGUMENT" and "harden" in error["message"].lower()
     assert "Traceback" not in proc.stderr
+
+
+def sign_retrying(cluster: LocalCluster, key_id: str, message: bytes) -> Any:
+    """`mpcctl sign`; right after a node restart the coordinator's channel to it may still be in
+    its (at most 2 s) reconnect backoff, so UNAVAILABLE is retried a bounded number of times."""
+    for _ in range(20):
+        proc = cluster.mpcctl(
+            "sign", "--key-id", key_id, "--message-hex", message.hex(), timeout=600
+        )
+        if proc.returncode == 0 or json.loads(proc.stderr).get("error") != "UNAVAILABLE":
+            break
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_reshare_to_4_of_5_and_back(ecdsa_cluster: LocalCluster, secp_key: dict[str, Any]) -> None:
+    """Issue 6 on secp256k1: same key, presignatures of the old generation dropped, four signers
+    needed after 3-of-5 -> 4-of-5 (three live nodes fail cleanly), and back to 3-of-5."""
+    key_id, public = secp_key["key_id"], bytes.fromhex(secp_key["public_key"])
+    child = ecdsa_cluster.mpcctl("pubkey", "--key-id", key_id, "--path", "m/1/2")
+    assert child.returncode == 0, child.stderr
+    proc = ecdsa_cluster.mpcctl("reshare", "--key-id", key_id, "--threshold", "4", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    reshared = json.loads(proc.stdout)
+    assert bytes.fromhex(reshared["public_key"]) == public
+    assert reshared["threshold"] == 4 and reshared["parties"] == [0, 1, 2, 3, 4]
+    generation = reshared["generation"]
+    assert generation >= 1
+    proc = ecdsa_cluster.mpcctl("pubkey", "--key-id", key_id, "--path", "m/1/2")
+    assert json.loads(proc.stdout)["xpub"] == json.loads(child.stdout)["xpub"]
+
+    text = b"four ECDSA signers"
+    signed = sign_retrying(ecdsa_cluster, key_id, text)
+    assert len(signed["signers"]) == 4
+    check_cli_output(public, hashlib.sha256(text).digest(), signed)
+
+    ecdsa_cluster.run("kill-node", "1")
+    ecdsa_cluster.run("kill-node", "3")
+    try:
+        proc = ecdsa_cluster.mpcctl("sign", "--key-id", key_id, "--message-hex", "00")
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        error = json.loads(proc.stderr)
+        assert error["error"] == "UNAVAILABLE" and "needs 4 of 5" in error["message"]
+    finally:
+        ecdsa_cluster.run("start-node", "1")
+        ecdsa_cluster.run("start-node", "3")
+
+    proc = ecdsa_cluster.mpcctl("reshare", "--key-id", key_id, "--threshold", "3", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    back = json.loads(proc.stdout)
+    assert (back["threshold"], back["generation"]) == (3, generation + 1)
+    text = b"three again"
+    signed = sign_retrying(ecdsa_cluster, key_id, text)
+    assert len(signed["signers"]) == 3
+    check_cli_output(public, hashlib.sha256(text).digest(), signed)
