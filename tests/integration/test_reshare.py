@@ -393,3 +393,12 @@ async def test_ecdsa_threshold_change(tmp_path: Path) -> None:
         cluster.stop_node(2)
         with trio.fail_after(60), pytest.raises(QuorumUnavailable, match="needs 4 of 5"):
             await coordinator.sign_request(key_id, message=b"three are not enough")
+        await restart(cluster, 1, 2)
+
+        # mpc-0 leaves the key: 3-of-4 among the others, mpc-0's share and presignatures gone.
+        moved = await coordinator.reshare(key_id, parties=[2, 3, 4, 5], threshold=3)
+        assert (moved.generation, list(moved.holder_parties)) == (2, [2, 3, 4, 5])
+        assert cluster.services[1].store.generations(key_id) == []
+        outcome = await coordinator.sign_request(key_id, message=b"without mpc-0")
+        assert 1 not in outcome.signers and outcome.ecdsa is not None
+        check_ecdsa_signature(outcome.public_key, outcome.digest, outcome.ecdsa)
