@@ -304,6 +304,7 @@ class Coordinator:
         self._aux_op: Operation | None = None
         self._nursery: trio.Nursery | None = None
         self._pool_locks: dict[str, trio.Lock] = {}
+        self._reshare_locks: dict[str, trio.Lock] = {}
         self._lagging: dict[str, set[int]] = {}
         self._catching_up: set[str] = set()
         """Per key, nodes a certified generation could not be handed to yet (they were down)."""
@@ -653,6 +654,11 @@ class Coordinator:
         """
         if not key_id:
             raise InvalidInput("key id is required")
+        # One reshare of a key at a time; a second request runs after it, from its result.
+        async with self._reshare_locks.setdefault(key_id, trio.Lock()):
+            return await self._reshare_locked(key_id, parties, threshold)
+
+    async def _reshare_locked(self, key_id: str, parties: Sequence[int], threshold: int) -> Any:
         old_record = await self._fetch_record(key_id, sorted(self.nodes))
         old = package_of(old_record)
         new_parties = sorted(set(parties)) if parties else list(old.parties)

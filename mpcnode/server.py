@@ -400,11 +400,6 @@ class NodeService:
         new_threshold = int(req.threshold)
         if not 2 <= new_threshold <= len(new_parties):
             raise InvalidInput("new threshold must be between 2 and the number of new holders")
-        if any(
-            live.key_id == key_id and live.protocol in KEY_PROTOCOLS
-            for live in self.sessions.values()
-        ):
-            raise PreconditionFailed(f"a key session for {key_id!r} is already running here")
         try:
             old_public = PublicKeyPackage.decode(bytes(req.old_public))
         except InvalidInput as exc:
@@ -431,6 +426,11 @@ class NodeService:
                     f"this node holds no share of generation {old_public.generation} to deal"
                 )
             old_share = KeyShare.decode(stored.secret())
+        for other_sid, other in list(self.sessions.items()):
+            # One key session per key: a new reshare supersedes an unfinished one (its
+            # coordinator gave up on it, e.g. after a restart, and sessions expire only later).
+            if other.key_id == key_id and other.protocol in KEY_PROTOCOLS:
+                self._drop(other_sid, "superseded by a new reshare of the key")
         generation = old_public.generation + 1
         if self.party in new_parties:
             self._discard_stale_pending(key_id, generation)

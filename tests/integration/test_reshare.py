@@ -402,3 +402,40 @@ async def test_ecdsa_threshold_change(tmp_path: Path) -> None:
         outcome = await coordinator.sign_request(key_id, message=b"without mpc-0")
         assert 1 not in outcome.signers and outcome.ecdsa is not None
         check_ecdsa_signature(outcome.public_key, outcome.digest, outcome.ecdsa)
+
+
+async def test_unfinished_reshare_is_superseded_and_concurrent_ones_queue(
+    cluster: InProcessCluster,
+) -> None:
+    """A coordinator that dies mid-reshare leaves sessions on the nodes (they expire only after
+    minutes): the next reshare supersedes them. Two reshares of one key run one after the other."""
+    coordinator = cluster.coordinator
+    info = await coordinator.create_key("ed25519", 3, 5)
+    old = package_of(await coordinator.get_record(info.key_id))
+    abandoned = node_pb2.StartRequest(
+        session_id=bytes(16),
+        protocol="reshare",
+        key_id=info.key_id,
+        threshold=3,
+        parties=[1, 2, 3, 4, 5],
+        dealers=[1, 2, 3],
+        new_parties=[1, 2, 3, 4, 5],
+        old_public=old.encode(),
+    )
+    for party in range(1, 6):
+        await coordinator._call(party, "Start", abandoned, 10)
+    assert all(bytes(16) in cluster.services[p].sessions for p in range(1, 6))
+
+    results: list[Any] = []
+
+    async def one(threshold: int) -> None:
+        results.append(await coordinator.reshare(info.key_id, threshold=threshold))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, 4)
+        nursery.start_soon(one, 3)
+    assert sorted(r.generation for r in results) == [1, 2]
+    assert all(bytes(16) not in cluster.services[p].sessions for p in range(1, 6))
+    final = package_of(await coordinator.get_record(info.key_id))
+    assert final.generation == 2 and final.public_key == old.public_key
+    await sign_ed25519(coordinator, info.key_id, b"after two queued reshares")
