@@ -145,6 +145,14 @@ class RecordingCoordinator(coordinator_pb2_grpc.CoordinatorServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"no operation {request.operation_id}")
         return op
 
+    def Reshare(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._enter("Reshare", request, context)
+        parties = list(request.parties) or [1, 2, 3, 4, 5]
+        info = _key_info(request.key_id, request.threshold or 3, len(parties), generation=2)
+        info.holder_parties.extend(parties)
+        info.holders.extend(f"mpc-{p - 1}" for p in parties)
+        return info
+
     def PresignStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._enter("PresignStatus", request, context)
         return coordinator_pb2.PresignStatusResponse(
@@ -725,6 +733,11 @@ def test_bad_child_path_is_invalid_argument_without_server_call(
         (["keygen", "--scheme", "ed25519", "--threshold", "x"], "--threshold"),
         (["keygen", "--scheme", "ed25519", "--threshold", "6", "--parties", "5"], "exceeds"),
         (["keys", "--timeout", "-1"], "--timeout"),
+        (["reshare", "--key-id", "k", "--parties", "0,1,1"], "distinct"),
+        (["reshare", "--key-id", "k", "--parties", "0,-1,2"], ">= 0"),
+        (["reshare", "--key-id", "k", "--parties", "0,a"], "node indices"),
+        (["reshare", "--key-id", "k", "--parties", "0,1", "--threshold", "3"], "exceeds"),
+        (["reshare", "--parties", "0,1,2"], "--key-id"),
         (["frobnicate"], "frobnicate"),
         ([], "COMMAND"),
     ],
@@ -816,3 +829,35 @@ def test_process_success_and_errors_keep_streams_clean(env: Env, tmp_path: Path)
     proc = _mpcctl("sign", "--key-id", "k")
     assert proc.returncode == 1
     assert json.loads(proc.stderr)["error"] == "INVALID_ARGUMENT"
+
+
+def test_reshare_sends_party_numbers_and_prints_the_new_generation(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ok(
+        capsys,
+        *("--cluster", str(env.cluster), "reshare", "--key-id", "key-a"),
+        *("--parties", "0,1,2,3,5", "--threshold", "4"),
+    )
+    [(method, request, peer)] = env.servicer.calls
+    assert (method, peer) == ("Reshare", "client")
+    assert (request.key_id, list(request.parties), request.threshold) == (
+        "key-a",
+        [1, 2, 3, 4, 6],  # node mpc-k is party k+1
+        4,
+    )
+    assert (out["generation"], out["threshold"], out["parties"]) == (2, 4, [0, 1, 2, 3, 5])
+    assert out["holders"] == ["mpc-0", "mpc-1", "mpc-2", "mpc-3", "mpc-5"]
+    assert out["public_key"] == PUBLIC_KEY.hex()
+
+
+def test_reshare_defaults_keep_holders_and_threshold(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ok(capsys, "--cluster", str(env.cluster), "reshare", "--key-id", "key-a")
+    [(_, request, _)] = env.servicer.calls
+    assert (list(request.parties), request.threshold) == ([], 0)  # the server keeps them
+    assert out["parties"] == [0, 1, 2, 3, 4]
+    assert cli._timeout(cli.build_parser().parse_args(["reshare", "--key-id", "k"])) == (
+        cli.KEYGEN_ECDSA_TIMEOUT
+    )
