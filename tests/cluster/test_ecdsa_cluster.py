@@ -304,3 +304,26 @@ def test_reshare_to_4_of_5_and_back(ecdsa_cluster: LocalCluster, secp_key: dict[
     signed = sign_retrying(ecdsa_cluster, key_id, text)
     assert len(signed["signers"]) == 3
     check_cli_output(public, hashlib.sha256(text).digest(), signed)
+
+
+def test_a_sixth_node_replaces_one(ecdsa_cluster: LocalCluster, secp_key: dict[str, Any]) -> None:
+    """Issue 6, membership change on secp256k1: `add-node` starts mpc-5; the reshare to
+    mpc-0..3 + mpc-5 first makes aux-info for the six-node committee (new Paillier keys for
+    everyone, from fresh fixture primes), then moves the key; mpc-5 signs, mpc-4 holds nothing."""
+    key_id, public = secp_key["key_id"], bytes.fromhex(secp_key["public_key"])
+    added = ecdsa_cluster.run("add-node")
+    assert added["added"] == {"name": "mpc-5", "party": 6}
+    proc = ecdsa_cluster.mpcctl(
+        "reshare", "--key-id", key_id, "--parties", "0,1,2,3,5", "--threshold", "3", timeout=1200
+    )
+    assert proc.returncode == 0, proc.stderr
+    moved = json.loads(proc.stdout)
+    assert bytes.fromhex(moved["public_key"]) == public
+    assert (moved["threshold"], moved["parties"]) == (3, [0, 1, 2, 3, 5])
+
+    ecdsa_cluster.run("kill-node", "0")
+    ecdsa_cluster.run("kill-node", "1")
+    text = b"mpc-5 co-signs"
+    signed = sign_retrying(ecdsa_cluster, key_id, text)
+    assert set(signed["signers"]) == {"mpc-2", "mpc-3", "mpc-5"}
+    check_cli_output(public, hashlib.sha256(text).digest(), signed)
