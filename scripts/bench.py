@@ -182,11 +182,14 @@ def frost_markdown(frost: dict[str, Any]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--section", choices=["all", "frost", "zk", "ecdsa"], default="all")
+    parser.add_argument(
+        "--section", choices=["all", "frost", "zk", "ecdsa", "reshare"], default="all"
+    )
     parser.add_argument("--ecdsa-signatures", type=int, default=40)
     parser.add_argument("--signatures", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--proof-runs", type=int, default=3)
+    parser.add_argument("--reshare-runs", type=int, default=5)
     parser.add_argument("--base-port", type=int, default=50150)
     parser.add_argument("--out", default=str(ROOT / "bench"))
     parser.add_argument(
@@ -220,6 +223,10 @@ def main() -> int:
                 args.ecdsa_signatures, args.concurrency // 2, args.base_port + 100
             ),
         }
+    if args.section in ("all", "reshare") and not args.report_only:
+        from bench_reshare import bench_reshare_cluster
+
+        results["reshare"] = bench_reshare_cluster(args.reshare_runs, args.base_port + 200)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     m = results["machine"]
     lines = [
@@ -238,6 +245,10 @@ def main() -> int:
         from bench_ecdsa import markdown as ecdsa_markdown
 
         lines += ecdsa_markdown(results["cggmp_ecdsa_3_of_5"])
+    if "reshare" in results:
+        from bench_reshare import markdown as reshare_markdown
+
+        lines += reshare_markdown(results["reshare"])
     (out / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
