@@ -475,9 +475,14 @@ def test_seed_test_primes_gives_each_party_its_own_primes_once(tmp_path: Path) -
             pool = PrimePool(store, 4, allow_test_primes=True)
             assert seed_test_primes(pool, PRIMES_FIXTURE, party, PARTIES, data_dir) == 4
             taken[party] = pool.take(4)
-            # A restart seeds again: the primes already handed out are not added twice.
-            assert seed_test_primes(pool, PRIMES_FIXTURE, party, PARTIES, data_dir) == 0
+            # Each restart seeds again, from the primes of its slice never handed out, until
+            # the slice is used up: no prime is added twice.
+            handed_out = list(taken[party])
+            while added := seed_test_primes(pool, PRIMES_FIXTURE, party, PARTIES, data_dir):
+                handed_out += pool.take(added)
             assert pool.count() == 0
+            own = fixture[(party - 1) * per_party : party * per_party]
+            assert sorted(handed_out) == sorted(own)  # all of its slice, each once
             refusing = PrimePool(store, 4)
             with pytest.raises(InvalidInput):
                 seed_test_primes(refusing, PRIMES_FIXTURE, party, PARTIES, data_dir)
