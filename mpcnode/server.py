@@ -74,6 +74,11 @@ log = logging.getLogger("mpcnode")
 SESSION_ID_BYTES = 16
 REQUEST_ID_BYTES = 16
 SESSION_TTL_SECONDS = 600.0
+"""A session older than this is dropped, however busy."""
+SESSION_IDLE_SECONDS = 180.0
+"""A session no Step has reached for this long is dropped: its coordinator gave up on it or
+died (the coordinator waits at most 60 s for a round, and aborts what it abandons)."""
+SESSION_SWEEP_SECONDS = 30.0
 MAX_SESSIONS = 1024
 MAX_MESSAGE_BYTES = 1024 * 1024
 DIGEST_BYTES = 32
@@ -160,12 +165,17 @@ class LiveSession:
     key_id: str
     parties: tuple[int, ...]
     started: float
+    last_activity: float = 0.0
+    """When a Start or Step last reached this session (trio clock)."""
     stored_pending: bool = False
     confirmations_delivered: bool = False
     own_confirmation: envelope_pb2.Envelope | None = None
     generation: int = 0
     lock: trio.Lock = field(default_factory=trio.Lock)
     """Held for the whole of a Start or Step: one round of a session at a time."""
+
+    def __post_init__(self) -> None:
+        self.last_activity = max(self.last_activity, self.started)
 
     @property
     def offloaded(self) -> bool:
@@ -222,10 +232,21 @@ class NodeService:
         return [seal(self.identity, self.roster, session_id, protocol, o) for o in outgoing]
 
     def _expire_sessions(self) -> None:
+        """Drop sessions past their lifetime or idle too long (sessions left behind by a dead
+        coordinator, or by peers that died: nobody will step them again). A session whose
+        round is being computed right now is never idle."""
         now = trio.current_time()
         for sid, live in list(self.sessions.items()):
             if now - live.started > SESSION_TTL_SECONDS:
                 self._drop(sid, "expired")
+            elif not live.lock.locked() and now - live.last_activity > SESSION_IDLE_SECONDS:
+                self._drop(sid, "idle: abandoned by its coordinator")
+
+    async def sweep_sessions(self) -> None:
+        """Expire abandoned sessions periodically (also without new Starts), until cancelled."""
+        while True:
+            await trio.sleep(SESSION_SWEEP_SECONDS)
+            self._expire_sessions()
 
     def _drop(self, session_id: bytes, why: str, only: LiveSession | None = None) -> None:
         """Forget a session (and clean up after it); with `only`, just if it is that one."""
@@ -553,6 +574,7 @@ class NodeService:
                 outgoing = await self._advance(live, None)
                 self._still_live(sid, live)
                 envelopes = self._seal_all(sid, live.protocol, outgoing)
+                live.last_activity = trio.current_time()
             except BaseException as exc:
                 self._drop(sid, f"failed to start: {exc.__class__.__name__}", only=live)
                 raise
@@ -566,6 +588,7 @@ class NodeService:
             raise SessionUnknown("no such session on this node (finished, aborted or restarted)")
         async with live.lock:
             self._still_live(sid, live)
+            live.last_activity = trio.current_time()
             if live.stored_pending:
                 live.confirmations_delivered = True
             try:
@@ -589,6 +612,7 @@ class NodeService:
                 self._drop(sid, f"failed: {exc.__class__.__name__}", only=live)
                 raise
             done = live.session.done
+            live.last_activity = trio.current_time()
             if done:
                 self._drop(sid, "done", only=live)
         return node_pb2.StepResponse(envelopes=envelopes, done=done)
@@ -962,6 +986,7 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
             task_status.started()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_fill_prime_pool, pool)
+                nursery.start_soon(service.sweep_sessions)
                 await trio.sleep_forever()
     finally:
         terminate_workers()
