@@ -47,7 +47,7 @@ from mpcnode.protocols.base import BROADCAST, COORDINATOR, execution_id, session
 from mpcnode.protocols.cggmp import sign as cggmp_sign
 from mpcnode.protocols.cggmp.presign import PresignaturePublic
 from mpcnode.protocols.frost.sign import FrostAggregator
-from mpcnode.protocols.keys import PublicKeyPackage
+from mpcnode.protocols.keys import KEY_PROTOCOLS, PublicKeyPackage
 from mpcnode.rpc import (
     CHANNEL_OPTIONS,
     call,
@@ -89,6 +89,8 @@ _UNREACHABLE = frozenset(
     }
 )
 """Node call failures that mean "not there (now)" rather than a refusal or misbehaviour."""
+_DOWN = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Failures of a node that is down (as opposed to one that answered with an error)."""
 
 Envelope = Any  # envelope_pb2.Envelope
 Tap = Callable[[Envelope], Envelope]
@@ -431,6 +433,7 @@ class Coordinator:
         """
         transcript = SessionTranscript(bytes(start.session_id))
         call_number = 1
+        finished: set[int] = set()
         try:
             if progress is not None:
                 progress(call_number)
@@ -438,6 +441,7 @@ class Coordinator:
                 {p: ("Start", start) for p in parties}, ROUND_TIMEOUT
             )
             while True:
+                finished = {p for p, r in results.items() if r.done}
                 if failures:
                     self._raise_for(failures, start.protocol)
                 for party in parties:
@@ -467,6 +471,18 @@ class Coordinator:
                     ROUND_TIMEOUT,
                 )
         except BaseException:
+            if finished and start.protocol in KEY_PROTOCOLS:
+                # Some node ended the key session, so every holder had stored its share and
+                # confirmed: the new key (generation) is certified. Aborting would make the
+                # holders the last round missed discard their share; they keep it pending and
+                # get the certified record instead (CertifyGeneration).
+                log.warning(
+                    "%s %s failed after %s finished it; not aborting the others",
+                    start.protocol,
+                    start.session_id.hex(),
+                    ", ".join(self._names(sorted(finished))),
+                )
+                raise
             with trio.CancelScope(shield=True):
                 await self._fanout(
                     {
@@ -538,7 +554,16 @@ class Coordinator:
             parties=everyone,
             scheme=scheme,
         )
-        await self.run_session(start, everyone)
+        try:
+            await self.run_session(start, everyone)
+        except QuorumUnavailable as exc:
+            # A node lost in the last round: if every holder had confirmed, the key exists
+            # (certified on the nodes that finished); the others get the record when back.
+            try:
+                await self._fetch_record(key_id, everyone)
+            except MpcError:
+                raise exc from None
+            log.warning("keygen %s: %s; the key was certified before that", key_id, exc)
         record = await self._fetch_record(key_id, everyone)
         log.info("created %s key %s (%d-of-%d)", scheme, key_id, threshold, parties)
         if scheme == "secp256k1":
@@ -578,6 +603,9 @@ class Coordinator:
         ]
         if behind:
             await self._certify(best, sorted(behind))
+        down = {p for p, f in failures.items() if f.code in _DOWN}
+        if down:  # they may have missed this generation: check when they are back
+            self._lagging.setdefault(key_id, set()).update(down)
         self.registry[key_id] = best
         return best
 
@@ -591,8 +619,7 @@ class Coordinator:
         lagging = self._lagging.setdefault(record.key_id, set())
         lagging.difference_update(results)
         lagging.difference_update(failures)
-        down = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-        lagging.update(p for p, f in failures.items() if f.code in down)
+        lagging.update(p for p, f in failures.items() if f.code in _DOWN)
         if not lagging:
             del self._lagging[record.key_id]
         for party, resp in sorted(results.items()):

@@ -62,7 +62,7 @@ from mpcnode.protocols.cggmp.presign import CggmpPresignSession, Presignature
 from mpcnode.protocols.cggmp.sign import CggmpDigestSignSession
 from mpcnode.protocols.frost.dkg import FrostDkgSession
 from mpcnode.protocols.frost.sign import FrostSignSession
-from mpcnode.protocols.keys import KeyShare, PublicKeyPackage
+from mpcnode.protocols.keys import KEY_PROTOCOLS, KeyShare, PublicKeyPackage
 from mpcnode.protocols.reshare import ReshareSession, reshare_execution_id
 from mpcnode.rpc import generic_service, run_process, running_server
 from mpcnode.storage import KeyStore, PresignatureUsed, load_kek, write_file_atomic
@@ -88,9 +88,6 @@ AUX_INFO_PRIMES = 4
 """Safe primes one aux-info run takes from the pool: p, q (Paillier) and p̂, q̂ (ring-Pedersen)."""
 OFFLOADED_PROTOCOLS = frozenset({"cggmp-aux-info", "cggmp-presign", "cggmp-sign-digest"})
 """Protocols whose rounds run in the worker processes."""
-KEY_PROTOCOLS = frozenset({"frost-dkg", "reshare"})
-"""Protocols that end with a new key generation: stored pending before the node confirms it,
-activated (older generations erased) once every holder confirmed."""
 TEST_PRIMES_USED_FILE = "test-primes-used"
 """In the data directory: digests of test primes already put in the pool (never added twice)."""
 
@@ -238,9 +235,9 @@ class NodeService:
         now = trio.current_time()
         for sid, live in list(self.sessions.items()):
             if now - live.started > SESSION_TTL_SECONDS:
-                self._drop(sid, "expired")
+                self._drop(sid, "expired", keep_pending=True)
             elif not live.lock.locked() and now - live.last_activity > SESSION_IDLE_SECONDS:
-                self._drop(sid, "idle: abandoned by its coordinator")
+                self._drop(sid, "idle: abandoned by its coordinator", keep_pending=True)
 
     async def sweep_sessions(self) -> None:
         """Expire abandoned sessions periodically (also without new Starts), until cancelled."""
@@ -248,8 +245,21 @@ class NodeService:
             await trio.sleep(SESSION_SWEEP_SECONDS)
             self._expire_sessions()
 
-    def _drop(self, session_id: bytes, why: str, only: LiveSession | None = None) -> None:
-        """Forget a session (and clean up after it); with `only`, just if it is that one."""
+    def _drop(
+        self,
+        session_id: bytes,
+        why: str,
+        only: LiveSession | None = None,
+        keep_pending: bool = False,
+    ) -> None:
+        """Forget a session (and clean up after it); with `only`, just if it is that one.
+
+        A key session's pending share is discarded only when the session failed here or its
+        coordinator aborted it before the confirmations were delivered. With `keep_pending`
+        (a session that expired or was superseded: nobody told this node how it ended, and
+        every other holder may have activated the key) the share stays pending, to be
+        activated by a certified record (CertifyGeneration) or replaced by a later reshare.
+        """
         live = self.sessions.get(session_id)
         if live is None or (only is not None and live is not only):
             return
@@ -264,10 +274,11 @@ class NodeService:
             )
         if live.protocol not in KEY_PROTOCOLS or not live.stored_pending or live.session.done:
             return
-        if live.confirmations_delivered:
-            # Every holder had confirmed (the relay delivered all n confirmations), so the key
-            # may be active elsewhere: keep this share pending rather than lose it.
-            log.warning("key %s stays pending after a failed confirmation round", live.key_id)
+        if live.confirmations_delivered or keep_pending:
+            # Every holder may have confirmed (the relay delivered the confirmations, or the
+            # session ended without a word), so the key may be active elsewhere: keep this
+            # share pending rather than lose it.
+            log.warning("key %s stays pending: the session ended unconfirmed", live.key_id)
             return
         self.store.discard_pending(live.key_id, live.generation)
 
@@ -451,7 +462,7 @@ class NodeService:
             # One key session per key: a new reshare supersedes an unfinished one (its
             # coordinator gave up on it, e.g. after a restart, and sessions expire only later).
             if other.key_id == key_id and other.protocol in KEY_PROTOCOLS:
-                self._drop(other_sid, "superseded by a new reshare of the key")
+                self._drop(other_sid, "superseded by a new reshare", keep_pending=True)
         generation = old_public.generation + 1
         if self.party in new_parties:
             self._discard_stale_pending(key_id, generation)
@@ -566,6 +577,7 @@ class NodeService:
         if len(self.sessions) >= MAX_SESSIONS:
             raise InvalidInput("too many concurrent sessions")
         parties = self._check_parties(req.parties)
+        self.store.claim_session_id(sid)  # never two sessions under one id, restarts included
         live = self._new_session(req, sid, parties)
         async with live.lock:
             # Registered before the first round runs, so a duplicate Start or an Abort sees it.
@@ -598,8 +610,10 @@ class NodeService:
                 ]
                 for msg in incoming:
                     if msg.sender not in live.parties:
+                        # Not provably the sender's fault: the relay may have started a
+                        # session under this id with other parties elsewhere.
                         raise ProtocolAborted(
-                            "message from a party outside the session", [msg.sender]
+                            f"message from party {msg.sender}, not in the session"
                         )
                 outgoing = await self._advance(live, incoming)
                 self._still_live(sid, live)

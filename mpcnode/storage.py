@@ -310,6 +310,10 @@ CREATE TABLE IF NOT EXISTS keys (
     PRIMARY KEY (key_id, generation)
 );
 CREATE INDEX IF NOT EXISTS keys_tenant ON keys(tenant);
+CREATE TABLE IF NOT EXISTS session_ids (
+    session_id BLOB PRIMARY KEY,
+    started_at INTEGER NOT NULL
+);
 """
 
 _PUBLIC_COLUMNS = "key_id, tenant, scheme, generation, status, public, confirmations, created_at"
@@ -574,6 +578,24 @@ class KeyStore:
             busy = self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             log.warning("WAL checkpoint after an erase was busy; old pages remain until the next")
+
+    def claim_session_id(self, session_id: bytes) -> None:
+        """Record a protocol session id as used, durably; InvalidInput if it ever was.
+
+        Envelopes are signed over the session id, not the whole execution, so a node must never
+        run two sessions under one id (a relay could otherwise feed one the other's messages),
+        also not across restarts.
+        """
+        if not isinstance(session_id, bytes) or not session_id:
+            raise InvalidInput("session id must be non-empty bytes")
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO session_ids(session_id, started_at) VALUES (?, ?)",
+                    (session_id, int(time.time())),
+                )
+            except sqlite3.IntegrityError:
+                raise InvalidInput("session id already used on this node") from None
 
     def generations(self, key_id: str) -> list[tuple[int, str]]:
         """(generation, status) of every stored generation of `key_id`, oldest first."""

@@ -144,9 +144,10 @@ class Session(ABC, Generic[T]):
             raise InternalBug("session is not expecting messages")
         for m in messages:
             if m.round != self.round:
+                # The sender signed it for that round; delivering it now is the relay's doing.
                 self._dead = True
                 raise ProtocolAborted(
-                    f"message for round {m.round} in round {self.round}", [m.sender]
+                    f"message for round {m.round} delivered in round {self.round}"
                 )
         out = self._guard(lambda: self._receive(messages))
         if not self.done:
@@ -169,15 +170,25 @@ class Session(ABC, Generic[T]):
     def by_sender(
         messages: Sequence[Incoming], expected: Sequence[int], *, broadcast: bool
     ) -> dict[int, bytes]:
-        """Map sender -> payload: exactly one message of the given kind per expected sender."""
+        """Map sender -> payload: exactly one message of the given kind per expected sender.
+
+        Only what a sender's own signatures prove is blamed on it: two *different* messages of
+        one kind for one round (equivocation). A copy delivered twice, or a message of a party
+        this session does not expect (the relay may have started it with other parties
+        elsewhere), is the relay's doing and aborts without a culprit.
+        """
         found: dict[int, bytes] = {}
         for m in messages:
             if m.broadcast != broadcast:
                 continue
             if m.sender not in expected:
-                raise ProtocolAborted("message from a party outside the session", [m.sender])
+                raise ProtocolAborted(f"message from party {m.sender}, not expected here")
             if m.sender in found:
-                raise ProtocolAborted("two messages from one party in one round", [m.sender])
+                if found[m.sender] == m.payload:
+                    raise ProtocolAborted(f"message of party {m.sender} delivered twice")
+                raise ProtocolAborted(
+                    "two different messages from one party in one round", [m.sender]
+                )
             found[m.sender] = m.payload
         missing = [j for j in expected if j not in found]
         if missing:

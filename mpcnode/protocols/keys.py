@@ -25,6 +25,10 @@ _PACKAGE_TAG = b"mpc.v1.public-key-package"
 _SHARE_TAG = b"mpc.v1.key-share"
 _CONFIRMATION_TAG = b"mpc.v1.key-confirmation"
 CHAIN_CODE_SIZE = 32
+KEY_PROTOCOLS = frozenset({"frost-dkg", "reshare"})
+"""Session protocols whose output is a new key generation, certified by every holder's signed
+confirmation: a holder stores its share pending before it confirms and activates it only on
+seeing every confirmation."""
 
 
 def _group(scheme: str) -> Group:

@@ -439,3 +439,32 @@ async def test_unfinished_reshare_is_superseded_and_concurrent_ones_queue(
     final = package_of(await coordinator.get_record(info.key_id))
     assert final.generation == 2 and final.public_key == old.public_key
     await sign_ed25519(coordinator, info.key_id, b"after two queued reshares")
+
+
+async def test_keygen_node_lost_in_the_last_round_catches_up(cluster: InProcessCluster) -> None:
+    """The same rule for key generation: mpc-3 dies after confirming, the others activate; the
+    key is acknowledged (it is certified) and mpc-3 activates its pending share when back."""
+    coordinator = cluster.coordinator
+    killed = [False]
+
+    def tap(env: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        if env.protocol == "frost-dkg" and env.round == 4 and not killed[0]:
+            killed[0] = True
+            cluster.stop_node(4)
+        return env
+
+    coordinator.tap = tap
+    info = await coordinator.create_key("ed25519", 3, 5)
+    coordinator.tap = None
+    assert killed[0]
+    key_id = info.key_id
+    assert cluster.services[4].store.generations(key_id) == [(0, "pending")]
+    for p in (1, 2, 3, 5):
+        assert cluster.services[p].store.generations(key_id) == [(0, "active")]
+    await restart(cluster, 4)
+    await coordinator.get_record(key_id)
+    assert cluster.services[4].store.generations(key_id) == [(0, "active")]
+    cluster.stop_node(1)
+    cluster.stop_node(2)
+    outcome = await sign_ed25519(coordinator, key_id, b"mpc-3 holds its share")
+    assert 4 in outcome.signers

@@ -303,7 +303,9 @@ def test_missing_or_extra_round_messages(keys_3of5: dict[int, KeyShare]) -> None
                 Incoming(1, 4, True, c3.encode()),
             ]
         )
-    assert err.value.culprits == (4,)
+    # Party 4 is not in this session: the relay may have started one under this id with other
+    # parties elsewhere, so its message proves nothing against it.
+    assert err.value.culprits == ()
 
 
 def test_sign_share_checks(keys_3of5: dict[int, KeyShare]) -> None:
