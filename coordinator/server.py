@@ -818,10 +818,13 @@ class Coordinator:
     # -- aux-info (CGGMP, per committee) -----------------------------------------------------
 
     async def _aux_info_statuses(self, committee: Sequence[int]) -> dict[int, Any]:
-        """AuxInfoStatus of every committee node; QuorumUnavailable if one does not answer."""
+        """AuxInfoStatus of every committee node; QuorumUnavailable if one does not answer.
+
+        Patient (like keygen's probe): aux-info needs every node, and one just restarted may
+        still be in its reconnect backoff."""
         request = node_pb2.AuxInfoStatusRequest(parties=committee)
         results, failures = await self._fanout(
-            {p: ("AuxInfoStatus", request) for p in committee}, PROBE_TIMEOUT
+            {p: ("AuxInfoStatus", request) for p in committee}, PROBE_TIMEOUT, patient=True
         )
         if failures:
             self._raise_for(failures, "aux-info status")
