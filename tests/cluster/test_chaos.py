@@ -158,14 +158,23 @@ def verify_secp256k1(public_key: bytes, message: bytes, response: Any, ledger: L
     ledger.r_values.add(r)
 
 
-def sign_and_check(chaos: Chaos, ledger: Ledger, key_id: str, window: float) -> None:
+def sign_and_check(
+    chaos: Chaos, ledger: Ledger, key_id: str, window: float, digest: bool = False
+) -> None:
+    """Sign a message (or, secp256k1 with `digest`, its SHA-256 interactively: a presignature
+    is made for it, so the kill lands in presigning) and check the outcome."""
     scheme, public_key = ledger.keys[key_id]
     message = chaos.rng.randbytes(48)
-    request = coordinator_pb2.SignRequest(key_id=key_id, message=message)
+    if digest:
+        request = coordinator_pb2.SignRequest(
+            key_id=key_id, digest=hashlib.sha256(message).digest()
+        )
+    else:
+        request = coordinator_pb2.SignRequest(key_id=key_id, message=message)
     result, _ = chaos.during(
         grpc_outcome(lambda: chaos.stub.Sign(request, timeout=DEADLINE)), window
     )
-    if not check_clean(ledger, f"sign {scheme}", result):
+    if not check_clean(ledger, f"sign {scheme}{' digest' if digest else ''}", result):
         return
     assert bytes(result.public_key) == public_key
     if scheme == "ed25519":
@@ -283,15 +292,18 @@ def run_chaos(chaos: Chaos, ledger: Ledger) -> None:
         ledger.keys[info.key_id] = (scheme, bytes(info.public_key))
     ed_key, secp_key = list(ledger.keys)
 
-    operations = ["sign-ed25519", "sign-secp256k1", "keygen-ed25519", "reshare"]
+    # Kill windows about as long as each operation takes, so kills land inside them.
+    operations = ["sign-ed25519", "sign-secp256k1", "sign-digest", "keygen-ed25519", "reshare"]
     for _ in range(ROUNDS):
         operation = chaos.rng.choice(operations)
         if operation == "sign-ed25519":
-            sign_and_check(chaos, ledger, ed_key, window=0.05)
+            sign_and_check(chaos, ledger, ed_key, window=0.04)
         elif operation == "sign-secp256k1":
-            sign_and_check(chaos, ledger, secp_key, window=3.0)
+            sign_and_check(chaos, ledger, secp_key, window=1.0)
+        elif operation == "sign-digest":
+            sign_and_check(chaos, ledger, secp_key, window=6.0, digest=True)
         elif operation == "keygen-ed25519":
-            keygen(chaos, ledger, "ed25519", window=0.2)
+            keygen(chaos, ledger, "ed25519", window=0.15)
         else:
             reshare(chaos, ledger, ed_key, window=0.3)
         chaos.restore()
