@@ -1140,6 +1140,10 @@ class Coordinator:
             candidates = [p for p in package.parties if p not in excluded]
             alive = await self.probe(candidates)
             if len(alive) < package.threshold:
+                # About to refuse: first wait out the reconnect backoff of nodes that were
+                # just restarted (at most a few seconds, and only on this failing path).
+                alive = await self.probe(candidates, patient=True)
+            if len(alive) < package.threshold:
                 missing = [p for p in package.parties if p not in alive]
                 raise QuorumUnavailable(
                     f"signing needs {package.threshold} of {len(package.parties)} nodes, "

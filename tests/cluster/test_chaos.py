@@ -1,6 +1,9 @@
 """Chaos on real processes (issue 7): SIGKILL nodes and the coordinator at random moments of
 aux-info, keygen, presigning, signing and resharing, then restart them.
 
+A pytest-trio test: trio drives the run and times the kills; each blocking gRPC call or cluster
+command runs in a thread, and a trio deadline around every call catches a hang.
+
 The random choices (which operation, which processes die, when) come from a fixed seed
 (`MPC_CHAOS_SEED`, `MPC_CHAOS_ROUNDS` for a longer run; `scripts/soak` runs the open-ended
 randomized version). Timing is real, so the moment a kill lands varies from run to run; the
@@ -26,7 +29,6 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 import coincurve
 import grpc
 import pytest
+import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.signing import VerifyKey
 
@@ -77,42 +80,54 @@ class Chaos:
     def close(self) -> None:
         self.channel.close()
 
-    def pids(self) -> dict[str, int | None]:
-        status = self.cluster.run("status")
-        return {p["name"]: p["pid"] if p["alive"] else None for p in status["processes"]}
+    async def command(self, *argv: str) -> Any:
+        """One scripts/cluster command (blocking, so in a thread)."""
+        return await trio.to_thread.run_sync(lambda: self.cluster.run(*argv))
 
-    def kill_coordinator(self) -> None:
-        pid = self.pids()["coordinator"]
-        if pid is not None:
-            os.killpg(pid, signal.SIGKILL)  # it runs in its own session: takes workers along
+    async def kill_coordinator(self) -> None:
+        status = await self.command("status")
+        [coordinator] = [p for p in status["processes"] if p["name"] == "coordinator"]
+        if coordinator["alive"]:
+            # It runs in its own session: the process group takes its workers along.
+            os.killpg(coordinator["pid"], signal.SIGKILL)
 
-    def kill_random(self, coordinator_chance: float = 0.2) -> list[str]:
+    async def kill_random(self, coordinator_chance: float = 0.2) -> list[str]:
         """SIGKILL 0..MAX_DOWN random nodes, and sometimes the coordinator."""
         victims = self.rng.sample(range(NODES), self.rng.randint(0, MAX_DOWN))
         killed = []
         for index in victims:
-            self.cluster.run("kill-node", str(index))
+            await self.command("kill-node", str(index))
             killed.append(f"mpc-{index}")
         if self.rng.random() < coordinator_chance:
-            self.kill_coordinator()
+            await self.kill_coordinator()
             killed.append("coordinator")
         return killed
 
-    def restore(self) -> None:
+    async def restore(self) -> None:
         """Start whatever is down (`up` starts only what is not running) and wait healthy."""
-        self.cluster.run("up")
+        await self.command("up")
 
-    def during(self, call: Callable[[], Any], window: float) -> tuple[Any, list[str]]:
-        """Run `call` in a thread and kill at a random moment within `window` seconds."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(call)
-            time.sleep(self.rng.uniform(0.0, window))  # the random moment of the kill
-            killed = self.kill_random()
-            started = time.monotonic()
-            try:
-                return future.result(timeout=DEADLINE + 10), killed
-            finally:
-                assert time.monotonic() - started < DEADLINE + 10, "a call hung past its deadline"
+    async def during(self, call: Callable[[], Any], window: float) -> tuple[Any, list[str]]:
+        """Run the blocking `call` in a thread and kill at a random moment within `window`
+        seconds; a call that outlives its deadline (+10 s) fails the test as a hang."""
+        outcome: list[Any] = []
+        killed: list[str] = []
+
+        async def run_call() -> None:
+            outcome.append(await trio.to_thread.run_sync(call, abandon_on_cancel=True))
+
+        async def kill_later() -> None:
+            await trio.sleep(self.rng.uniform(0.0, window))  # the random moment of the kill
+            killed.extend(await self.kill_random())
+
+        try:
+            with trio.fail_after(DEADLINE + 10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(run_call)
+                    nursery.start_soon(kill_later)
+        except trio.TooSlowError:
+            pytest.fail("a call hung past its deadline")
+        return outcome[0], killed
 
 
 def grpc_outcome(call: Callable[[], Any]) -> Callable[[], Any]:
@@ -158,7 +173,7 @@ def verify_secp256k1(public_key: bytes, message: bytes, response: Any, ledger: L
     ledger.r_values.add(r)
 
 
-def sign_and_check(
+async def sign_and_check(
     chaos: Chaos, ledger: Ledger, key_id: str, window: float, digest: bool = False
 ) -> None:
     """Sign a message (or, secp256k1 with `digest`, its SHA-256 interactively: a presignature
@@ -171,7 +186,7 @@ def sign_and_check(
         )
     else:
         request = coordinator_pb2.SignRequest(key_id=key_id, message=message)
-    result, _ = chaos.during(
+    result, _ = await chaos.during(
         grpc_outcome(lambda: chaos.stub.Sign(request, timeout=DEADLINE)), window
     )
     if not check_clean(ledger, f"sign {scheme}{' digest' if digest else ''}", result):
@@ -184,34 +199,34 @@ def sign_and_check(
     ledger.signatures += 1
 
 
-def keygen(chaos: Chaos, ledger: Ledger, scheme: str, window: float) -> None:
+async def keygen(chaos: Chaos, ledger: Ledger, scheme: str, window: float) -> None:
     request = coordinator_pb2.CreateKeyRequest(scheme=scheme, threshold=3, parties=NODES)
-    result, _ = chaos.during(
+    result, _ = await chaos.during(
         grpc_outcome(lambda: chaos.stub.CreateKey(request, timeout=DEADLINE)), window
     )
     if check_clean(ledger, f"keygen {scheme}", result):
         ledger.keys[result.key_id] = (scheme, bytes(result.public_key))  # acknowledged
 
 
-def reshare(chaos: Chaos, ledger: Ledger, key_id: str, window: float) -> None:
+async def reshare(chaos: Chaos, ledger: Ledger, key_id: str, window: float) -> None:
     request = coordinator_pb2.ReshareRequest(key_id=key_id)
-    result, _ = chaos.during(
+    result, _ = await chaos.during(
         grpc_outcome(lambda: chaos.stub.Reshare(request, timeout=DEADLINE)), window
     )
     if check_clean(ledger, "reshare", result):
         assert bytes(result.public_key) == ledger.keys[key_id][1]
 
 
-def with_retries(call: Callable[[], Any], attempts: int = 40) -> Any:
+async def with_retries(call: Callable[[], Any], attempts: int = 40) -> Any:
     """A call right after restarts: UNAVAILABLE while channels reconnect is retried."""
     for _ in range(attempts):
         try:
-            return call()
+            return await trio.to_thread.run_sync(call)
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
-            time.sleep(0.5)
-    return call()
+        await trio.sleep(0.5)
+    return await trio.to_thread.run_sync(call)
 
 
 def consumed_presignatures(cluster: LocalCluster) -> dict[bytes, set[bytes]]:
@@ -253,42 +268,46 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         local.run("down", "--purge")
 
 
-def test_chaos(cluster: LocalCluster) -> None:
+async def test_chaos(cluster: LocalCluster) -> None:
     chaos = Chaos(cluster, SEED)
     ledger = Ledger()
     try:
-        run_chaos(chaos, ledger)
+        await run_chaos(chaos, ledger)
     finally:
         chaos.close()
     print(json.dumps({"seed": SEED, "rounds": ROUNDS, "outcomes": ledger.outcomes}, indent=2))
 
 
-def run_chaos(chaos: Chaos, ledger: Ledger) -> None:
+async def run_chaos(chaos: Chaos, ledger: Ledger) -> None:
     cluster = chaos.cluster
     # Aux-info with a node killed at a random moment of it: the operation ends cleanly (failed,
     # or done if the kill came after the last round); then, every node restarted (so the test
     # fixture tops their prime pools up again), a clean run.
-    started = chaos.stub.StartAuxInfo(coordinator_pb2.StartAuxInfoRequest(), timeout=10)
+    started = await trio.to_thread.run_sync(
+        lambda: chaos.stub.StartAuxInfo(coordinator_pb2.StartAuxInfoRequest(), timeout=10)
+    )
     assert started.state in ("waiting-for-primes", "running")
-    time.sleep(chaos.rng.uniform(0.5, 8.0))  # the random moment of the kill
-    cluster.run("kill-node", str(chaos.rng.randrange(NODES)))
+    await trio.sleep(chaos.rng.uniform(0.5, 8.0))  # the random moment of the kill
+    await chaos.command("kill-node", str(chaos.rng.randrange(NODES)))
     request = coordinator_pb2.GetOperationRequest(operation_id=started.operation_id)
-    deadline = time.monotonic() + 300
-    while (op := chaos.stub.GetOperation(request, timeout=10)).state not in ("done", "failed"):
-        assert time.monotonic() < deadline, f"aux-info still {op.state} after a node died"
-        time.sleep(0.5)  # polling the operation's state, as mpcctl aux-info does
+    with trio.fail_after(300):  # the operation must end (failed, or done) after a node died
+        while True:  # as mpcctl aux-info follows it: GetOperation until it ends
+            op = await trio.to_thread.run_sync(lambda: chaos.stub.GetOperation(request, timeout=10))
+            if op.state in ("done", "failed"):
+                break
+            await trio.sleep(0.5)
     if op.state == "failed":
         assert op.error and "Traceback" not in op.error
     ledger.count(f"aux-info under a kill: {op.state}")
-    cluster.run("down")
-    cluster.run("up")
-    proc = cluster.mpcctl("aux-info", timeout=900)
+    await chaos.command("down")
+    await chaos.command("up")
+    proc = await trio.to_thread.run_sync(lambda: cluster.mpcctl("aux-info", timeout=900))
     assert proc.returncode == 0, proc.stderr
 
     # One key of each scheme made in quiet conditions, then everything under fire.
     for scheme in ("ed25519", "secp256k1"):
         request = coordinator_pb2.CreateKeyRequest(scheme=scheme, threshold=3, parties=NODES)
-        info = with_retries(lambda r=request: chaos.stub.CreateKey(r, timeout=DEADLINE))
+        info = await with_retries(lambda r=request: chaos.stub.CreateKey(r, timeout=DEADLINE))
         ledger.keys[info.key_id] = (scheme, bytes(info.public_key))
     ed_key, secp_key = list(ledger.keys)
 
@@ -297,27 +316,27 @@ def run_chaos(chaos: Chaos, ledger: Ledger) -> None:
     for _ in range(ROUNDS):
         operation = chaos.rng.choice(operations)
         if operation == "sign-ed25519":
-            sign_and_check(chaos, ledger, ed_key, window=0.04)
+            await sign_and_check(chaos, ledger, ed_key, window=0.04)
         elif operation == "sign-secp256k1":
-            sign_and_check(chaos, ledger, secp_key, window=1.0)
+            await sign_and_check(chaos, ledger, secp_key, window=1.0)
         elif operation == "sign-digest":
-            sign_and_check(chaos, ledger, secp_key, window=6.0, digest=True)
+            await sign_and_check(chaos, ledger, secp_key, window=6.0, digest=True)
         elif operation == "keygen-ed25519":
-            keygen(chaos, ledger, "ed25519", window=0.15)
+            await keygen(chaos, ledger, "ed25519", window=0.15)
         else:
-            reshare(chaos, ledger, ed_key, window=0.3)
-        chaos.restore()
+            await reshare(chaos, ledger, ed_key, window=0.3)
+        await chaos.restore()
 
     # Everything back: every acknowledged key signs, found by a coordinator that was restarted.
-    chaos.kill_coordinator()
-    chaos.restore()
+    await chaos.kill_coordinator()
+    await chaos.restore()
     for key_id, (scheme, public_key) in ledger.keys.items():
-        info = with_retries(
+        info = await with_retries(
             lambda k=key_id: chaos.stub.GetKey(coordinator_pb2.GetKeyRequest(key_id=k), timeout=30)
         )
         assert bytes(info.public_key) == public_key
         message = f"after the storm {key_id}".encode()
-        response = with_retries(
+        response = await with_retries(
             lambda k=key_id, m=message: chaos.stub.Sign(
                 coordinator_pb2.SignRequest(key_id=k, message=m), timeout=DEADLINE
             )
