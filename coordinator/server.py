@@ -115,6 +115,8 @@ class CoordinatorConfig:
     nodes: tuple[NodeAddress, ...]
     presign_pool_target: int = DEFAULT_TARGET
     """Ready presignatures kept per key and signer set (0 disables pooling)."""
+    metrics_listen: str | None = None
+    """host:port of the plaintext Prometheus `/metrics` endpoint (none when unset)."""
 
     @classmethod
     def load(cls, path: str | Path) -> CoordinatorConfig:
@@ -135,6 +137,7 @@ class CoordinatorConfig:
                     for n in raw["nodes"]
                 ),
                 presign_pool_target=target,
+                metrics_listen=str(raw["metrics_listen"]) if raw.get("metrics_listen") else None,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad coordinator config {path}: {exc.__class__.__name__}") from exc

@@ -150,9 +150,10 @@ class NodeIdentity:
         write_file_atomic(path, json.dumps(doc, indent=2).encode() + b"\n", 0o600)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NodeIdentity:
-        """Read an identity file; refuse one that group or others can access."""
-        raw = read_private_file(path, "identity file")
+    def load(cls, path: str | os.PathLike[str], group_readable: bool = False) -> NodeIdentity:
+        """Read an identity file; refuse one that others (or group, see
+        `read_private_file`) can access."""
+        raw = read_private_file(path, "identity file", group_readable)
         try:
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,47 @@ class NodeConfig:
     test_primes_file: Path | None = None
     """TEST ONLY, honoured only with `allow_test_primes`: a safe-prime fixture (format of
     tests/fixtures/safe_primes.json) the pool is topped up from at startup."""
+    metrics_listen: str | None = None
+    """host:port of the plaintext Prometheus `/metrics` endpoint (none when unset)."""
+    secret_files_group_readable: bool = False
+    """Accept identity and KEK files that the group may read (never write): true only for
+    Kubernetes Secret mounts, where kubelet grants the pod's fsGroup read access."""
 
     @classmethod
-    def load(cls, path: str | Path) -> NodeConfig:
+    def load(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
+        """Read a node config file.
+
+        In a StatefulSet one file serves every replica: `"name_from_env": "POD_NAME"` takes
+        the node name from that environment variable (the pod name, e.g. `mpc-3`), and a
+        config without `"party"` takes the party index the roster pins for that name.
+        """
+        env = os.environ if environ is None else environ
         try:
             raw: dict[str, Any] = json.loads(Path(path).read_text())
             allow_test_primes = raw.get("allow_test_primes", False)
-            if not isinstance(allow_test_primes, bool):
-                raise ValueError("allow_test_primes must be true or false")
+            group_readable = raw.get("secret_files_group_readable", False)
+            for flag, value in (
+                ("allow_test_primes", allow_test_primes),
+                ("secret_files_group_readable", group_readable),
+            ):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{flag} must be true or false")
+            if "name_from_env" in raw:
+                if "name" in raw:
+                    raise ValueError("give name or name_from_env, not both")
+                variable = str(raw["name_from_env"])
+                if not env.get(variable):
+                    raise ValueError(f"name_from_env: environment variable {variable} is unset")
+                name = env[variable]
+            else:
+                name = str(raw["name"])
+            if "party" in raw:
+                party = int(raw["party"])
+            else:
+                party = Roster.load(raw["roster_file"]).by_name(name).party
             return cls(
-                name=str(raw["name"]),
-                party=int(raw["party"]),
+                name=name,
+                party=party,
                 listen=str(raw["listen"]),
                 health_listen=str(raw["health_listen"]),
                 data_dir=Path(raw["data_dir"]),
@@ -148,6 +179,8 @@ class NodeConfig:
                 test_primes_file=(
                     Path(raw["test_primes_file"]) if raw.get("test_primes_file") else None
                 ),
+                metrics_listen=str(raw["metrics_listen"]) if raw.get("metrics_listen") else None,
+                secret_files_group_readable=group_readable,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad node config {path}: {exc.__class__.__name__} {exc}") from exc
@@ -899,7 +932,7 @@ def node_handlers(
 
 
 def build_service(config: NodeConfig) -> NodeService:
-    identity = NodeIdentity.load(config.identity_file)
+    identity = NodeIdentity.load(config.identity_file, config.secret_files_group_readable)
     roster = Roster.load(config.roster_file)
     entry = roster.by_party(config.party)
     if identity.party != config.party or entry.name != config.name:
@@ -914,7 +947,11 @@ def build_service(config: NodeConfig) -> NodeService:
     elif config.test_primes_file is not None:
         log.warning("test_primes_file is ignored: it is honoured only with allow_test_primes")
     store = KeyStore(
-        config.data_dir, config.name, load_kek(str(config.kek_file) if config.kek_file else None)
+        config.data_dir,
+        config.name,
+        load_kek(
+            str(config.kek_file) if config.kek_file else None, config.secret_files_group_readable
+        ),
     )
     pool = PrimePool(store, config.prime_pool_target, allow_test_primes=config.allow_test_primes)
     return NodeService(

@@ -119,9 +119,14 @@ def write_file_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o6
     _fsync_dir(directory)
 
 
-def read_private_file(path: str | os.PathLike[str], what: str) -> bytes:
+def read_private_file(
+    path: str | os.PathLike[str], what: str, group_readable: bool = False
+) -> bytes:
     """Read a secret file, refusing one that group or others may access.
 
+    `group_readable` tolerates group *read* only (never group write, never any access by
+    others): a Kubernetes Secret mounted for a non-root user is readable through the pod's
+    `fsGroup`, and kubelet adds that group-read bit whatever `defaultMode` says.
     The mode is checked on the opened descriptor, so the file read is the file checked.
     Error messages name the file and mode, never its content.
     """
@@ -136,7 +141,7 @@ def read_private_file(path: str | os.PathLike[str], what: str) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise InvalidInput(f"{what} {os.fspath(path)} is not a regular file")
         perms = stat.S_IMODE(st.st_mode)
-        if perms & 0o077:
+        if perms & (0o037 if group_readable else 0o077):
             raise InvalidInput(
                 f"{what} {os.fspath(path)} is accessible by group or others "
                 f"(mode {perms:04o}); restrict it with chmod 600"
@@ -152,13 +157,14 @@ def read_private_file(path: str | os.PathLike[str], what: str) -> bytes:
 # --------------------------------------------------------------------------- KEK
 
 
-def load_kek(kek_file: str | os.PathLike[str] | None) -> bytes:
+def load_kek(kek_file: str | os.PathLike[str] | None, group_readable: bool = False) -> bytes:
     """The node's key-encryption key: 32 raw bytes from `kek_file`, else hex from $MPC_KEK.
 
-    Refuses a KEK file readable by group or others. No error message contains key material.
+    Refuses a KEK file readable by others, or by group unless `group_readable` (see
+    `read_private_file`). No error message contains key material.
     """
     if kek_file is not None:
-        kek = read_private_file(kek_file, "KEK file")
+        kek = read_private_file(kek_file, "KEK file", group_readable)
         if len(kek) != KEK_SIZE:
             raise InvalidInput(
                 f"KEK file {os.fspath(kek_file)} must hold exactly {KEK_SIZE} raw bytes, "
