@@ -139,15 +139,20 @@ class NodeIdentity:
             box_key=bytes(self.box_private.public_key),
         )
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the identity as JSON, atomically, with mode 0600 from creation."""
+    def secret_file_bytes(self) -> bytes:
+        """The identity file's content (JSON, private keys included): for `save` and for
+        a Kubernetes Secret, nothing else."""
         doc = {
             "name": self.name,
             "party": self.party,
             "signing_seed": bytes(self.signing_private).hex(),
             "box_secret": bytes(self.box_private).hex(),
         }
-        write_file_atomic(path, json.dumps(doc, indent=2).encode() + b"\n", 0o600)
+        return json.dumps(doc, indent=2).encode() + b"\n"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the identity as JSON, atomically, with mode 0600 from creation."""
+        write_file_atomic(path, self.secret_file_bytes(), 0o600)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], group_readable: bool = False) -> NodeIdentity:
