@@ -571,3 +571,59 @@ def test_k8s_secrets_command_writes_a_private_bundle(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+@pytest.mark.cluster
+def test_a_node_process_starts_from_what_its_pod_sees(
+    tmp_path: Path, bundle: tuple[list[Doc], dict[str, bytes]]
+) -> None:
+    """`mpc-node` itself, started as the pod's command with the rendered mounts (ports moved
+    to local free ones): it reaches SERVING on the health port, makes its store directory
+    0700 inside a volume root it does not own (fsGroup-writable, as a PVC is), and stops
+    cleanly on SIGTERM, as the kubelet stops it."""
+    import signal
+
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    pod = "mpc-1"
+    sts = one("StatefulSet", "mpc")
+    render_pod_files(tmp_path, pod, sts, bundle[0])
+    volume = tmp_path / "var/lib/mpc"
+    volume.mkdir(parents=True)
+    os.chmod(volume, 0o2775)
+    config = rebase(config_json("mpc-node-config", "node.json"), tmp_path)
+    base = 53850
+    config["listen"] = f"127.0.0.1:{base}"
+    config["health_listen"] = f"127.0.0.1:{base + 1}"
+    config["metrics_listen"] = f"127.0.0.1:{base + 2}"
+    config["prime_pool_target"] = 0
+    config_path = tmp_path / "node.json"
+    config_path.write_text(json.dumps(config))
+    command = container(sts)["command"]
+    assert command[0] == "mpc-node"
+    env = {**os.environ, "POD_NAME": pod, "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mpcnode.server", "--config", str(config_path)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        channel = grpc.insecure_channel(config["health_listen"])
+        stub = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service="readiness")
+        reply = stub.Check(request, timeout=60, wait_for_ready=True)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        channel.close()
+        store = Path(config["data_dir"])
+        assert store.is_dir() and os.stat(store).st_mode & 0o777 == 0o700
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0].decode(errors="replace")
+    assert pod in output, output
