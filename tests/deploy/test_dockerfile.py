@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,8 +159,11 @@ def test_dockerignore_admits_only_the_copied_sources() -> None:
     assert admitted == copied, "the context holds what the build copies and nothing else"
 
 
-def test_the_copied_sources_build_a_complete_wheel(tmp_path: Path) -> None:
-    source = tmp_path / "src"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project wheel built from exactly the files the build stage copies."""
+    tmp = tmp_path_factory.mktemp("image")
+    source = tmp / "src"
     source.mkdir()
     for copy in STAGES[0].ops("COPY"):
         for name in copy.split()[:-1]:
@@ -168,7 +172,7 @@ def test_the_copied_sources_build_a_complete_wheel(tmp_path: Path) -> None:
                 shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(path, source / name)
-    wheels = tmp_path / "wheels"
+    wheels = tmp / "wheels"
     subprocess.run(
         [
             sys.executable,
@@ -185,27 +189,75 @@ def test_the_copied_sources_build_a_complete_wheel(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    (wheel,) = wheels.glob("*.whl")
+    (built,) = wheels.glob("*.whl")
+    return built
+
+
+def test_the_copied_sources_build_a_complete_wheel(wheel: Path, tmp_path: Path) -> None:
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(unpacked)
         names = archive.namelist()
     assert "protos/mpc/v1/node_pb2.py" in names
+    assert not any(n.startswith("tests/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = (unpacked / entry_points).read_text()
     for script in ("mpc-node", "mpc-coordinator", "mpcctl"):
         assert f"{script} =" in text
+
+
+def test_the_image_venv_runs_with_only_the_declared_dependencies(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """What the build stage does (a fresh venv, `pip install` of the project with its
+    runtime dependencies from PyPI, none of the test extras) and then what the pods run:
+    every entry point starts and the servers' modules import from the venv, not the repo.
+    A runtime import missing from `dependencies` fails here, not in a pod."""
+    venv = tmp_path / "opt-mpc"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run(
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    clean_env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    for script in ("mpc-node", "mpc-coordinator", "mpcctl"):
+        result = subprocess.run(
+            [str(venv / "bin" / script), "--help"],
+            cwd=tmp_path,
+            env=clean_env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0 and "usage" in result.stdout, script + result.stderr
     probe = (
-        "import sys, mpcnode.server, coordinator.server, coordinator.cli;"
-        "bad = [m.__file__ for m in (mpcnode.server, coordinator.server, coordinator.cli)"
-        " if not m.__file__.startswith(sys.argv[1])];"
+        "import sys, mpcnode.server, mpcnode.workers, coordinator.server, coordinator.cli;"
+        "import mpcnode.metrics, mpcnode.logs;"
+        "mods = [mpcnode.server, coordinator.server, coordinator.cli];"
+        "bad = [m.__file__ for m in mods if not m.__file__.startswith(sys.prefix)];"
         "sys.exit(repr(bad) if bad else 0)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe, str(unpacked)],
+        [str(venv / "bin/python"), "-c", probe],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"},
+        env=clean_env,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr
+    test_only = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import pytest"],
+        cwd=tmp_path,
+        env=clean_env,
+        capture_output=True,
+    )
+    assert test_only.returncode != 0, "the image must not carry the test dependencies"
