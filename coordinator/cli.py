@@ -6,6 +6,8 @@ writes exactly one JSON object ``{"error": "<gRPC status name>", "message": ...}
 to stderr, never a traceback, so scripts can parse both outcomes. The one exception
 is ``aux-info``, which follows a long operation: it writes plain progress lines to
 stderr while it waits, and the JSON error (if any) is then the last line.
+``audit verify`` reads local files only (no connection); a log that does not verify is
+``DATA_LOSS`` with ``ok``, ``kind``, ``seq`` and ``line`` added to the error object.
 
 Connection: ``--cluster DIR`` (or ``$MPC_CLUSTER``) reads ``DIR/cluster.json``
 written by ``scripts/cluster``; ``--coordinator HOST:PORT --ca --cert --key``
@@ -31,8 +33,10 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
 
+from mpcnode.audit import Trusted, verify_log  # noqa: E402
 from mpcnode.crypto.hd import parse_path, tenant_path  # noqa: E402
 from mpcnode.errors import InvalidInput  # noqa: E402
+from mpcnode.identity import Roster  # noqa: E402
 from mpcnode.tls import channel_credentials  # noqa: E402
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc  # noqa: E402
 
@@ -46,12 +50,15 @@ DIGEST_BYTES = 32
 
 
 class CliError(Exception):
-    """A failure reported as ``{"error": code, "message": message}``; never carries secrets."""
+    """A failure reported as ``{"error": code, "message": message}``; never carries secrets.
 
-    def __init__(self, code: str, message: str) -> None:
+    `extra` adds fields to that object (``audit verify`` names the bad entry with them)."""
+
+    def __init__(self, code: str, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extra = dict(extra or {})
 
 
 def _invalid(message: str) -> CliError:
@@ -234,6 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aux.add_argument(
         "--no-wait", action="store_true", help="print the started operation as JSON and return"
+    )
+
+    audit = sub.add_parser(
+        "audit",
+        help="check an audit log (offline: needs no coordinator)",
+        description="Audit-trail tools. They read local files and never connect.",
+    )
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = audit_sub.add_parser(
+        "verify",
+        help="check an audit log end to end against its signed head",
+        description="Check every entry's hash, the hash chain and the sequence numbers, and "
+        'that the log ends exactly at its signed head. Prints {"ok": true, ...} or fails '
+        "with DATA_LOSS naming the first bad entry (seq, line, kind). Without --public-key or "
+        "--roster the head is checked under its own key only (trusted_key: false).",
+    )
+    verify.add_argument("log", metavar="LOG", help="the audit.log file")
+    verify.add_argument(
+        "--head", metavar="FILE", help="the signed head (default: audit.head.json next to LOG)"
+    )
+    trust = verify.add_mutually_exclusive_group()
+    trust.add_argument("--public-key", metavar="HEX", help="the signer's Ed25519 public key")
+    trust.add_argument(
+        "--roster", metavar="FILE", help="roster.json: the key of the node named in the head"
     )
 
     for subparser in sub.choices.values():
@@ -529,12 +560,30 @@ def _follow_operation(stub: Any, op: Any, timeout: float) -> Any:
     return op
 
 
+def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
+    """``audit verify``: the report of a good log, or DATA_LOSS naming the first bad entry."""
+    trusted: Trusted = None
+    if args.public_key is not None:
+        trusted = _hex_bytes(args.public_key, "--public-key")
+        if len(trusted) != 32:
+            raise _invalid("--public-key must be 32 bytes (64 hex digits)")
+    elif args.roster is not None:
+        trusted = Roster.load(args.roster)
+    report = verify_log(args.log, args.head, trusted)
+    if not report.ok:
+        result = report.to_json()
+        raise CliError("DATA_LOSS", str(result.pop("error")), result)
+    return report.to_json()
+
+
 def run(args: argparse.Namespace) -> Any:
     """Execute one parsed command and return its JSON-able result.
 
     All local input (message, cluster file, TLS files) is checked before the
     first connection attempt, so bad input never reaches the server.
     """
+    if args.command == "audit":
+        return audit_verify(args)  # offline: no connection
     method, request, to_json = prepare(args)
     conn = resolve_connection(args)
     timeout = _timeout(args)
@@ -558,7 +607,9 @@ def _rpc_error(exc: grpc.RpcError) -> CliError:
 
 
 def _report(error: CliError) -> int:
-    sys.stderr.write(json.dumps({"error": error.code, "message": error.message}) + "\n")
+    obj = {"error": error.code, "message": error.message}
+    obj.update((k, v) for k, v in error.extra.items() if k not in obj)
+    sys.stderr.write(json.dumps(obj) + "\n")
     sys.stderr.flush()
     return 1
 

@@ -53,8 +53,16 @@ class QuorumUnavailable(MpcError):
         super().__init__(message + suffix)
 
 
+class Unauthenticated(MpcError):
+    """The caller proved no identity: no, a malformed, expired or unverifiable credential."""
+
+
 class PermissionDenied(MpcError):
     """The caller is authenticated but not allowed to do this."""
+
+
+class ResourceExhausted(MpcError):
+    """The caller exceeded a quota or rate limit: RESOURCE_EXHAUSTED."""
 
 
 class SessionUnknown(MpcError):
