@@ -22,7 +22,8 @@ The directory (default ./.cluster, mode 0700) holds everything a cluster needs:
     cluster.json         addresses, configs, logs and pids (format in CONTRACTS.md)
 
 Ports: the coordinator listens on P, node mpc-k on P+1+k; health (plaintext
-grpc.health.v1) on the API port + 10. `up` creates the files once and later reuses
+grpc.health.v1) on the API port + 10, Prometheus metrics (plaintext HTTP `/metrics`) on
+the API port + 20. `up` creates the files once and later reuses
 them, so a restart keeps every key. Processes run detached (own session) so they
 outlive the command; pids are recorded in cluster.json, and every pid is checked
 against its command line before it is signalled, so a recycled pid is never killed.
@@ -74,6 +75,7 @@ DEFAULT_PRIME_POOL = 4
 MAX_NODES = 9  # node ports P+1..P+9 stay below the coordinator's health port P+10
 HOST = "127.0.0.1"
 HEALTH_OFFSET = 10
+METRICS_OFFSET = 20
 COORDINATOR = "coordinator"
 CLIENT = "client"
 READINESS = "readiness"
@@ -123,6 +125,14 @@ class Process:
     @property
     def health_address(self) -> str:
         return f"{HOST}:{self.health_port}"
+
+    @property
+    def metrics_port(self) -> int:
+        return self.port + METRICS_OFFSET
+
+    @property
+    def metrics_address(self) -> str:
+        return f"{HOST}:{self.metrics_port}"
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", self.module, "--config", str(self.config)]
@@ -268,7 +278,7 @@ class Cluster:
         self.nodes = DEFAULT_NODES if nodes is None else nodes
         if not 1 <= self.nodes <= MAX_NODES:
             raise ClusterError(f"--nodes must be between 1 and {MAX_NODES}, got {self.nodes}")
-        top = self.base_port + HEALTH_OFFSET + self.nodes
+        top = self.base_port + METRICS_OFFSET + self.nodes
         if self.base_port < 1 or top > 65535:
             raise ClusterError(
                 f"base port {self.base_port} puts ports outside 1..65535 (highest would be {top})"
@@ -475,6 +485,7 @@ class Cluster:
             {
                 "listen": c.address,
                 "health_listen": c.health_address,
+                "metrics_listen": c.metrics_address,
                 "roster_file": str(self.roster_file),
                 "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},
                 "nodes": [_coordinator_entry(n) for n in self.processes[1:]],
@@ -507,6 +518,7 @@ class Cluster:
             "party": node.party,
             "listen": node.address,
             "health_listen": node.health_address,
+            "metrics_listen": node.metrics_address,
             "data_dir": str(directory),
             "kek_file": str(directory / "kek"),
             "identity_file": str(directory / "identity.json"),
@@ -556,7 +568,11 @@ class Cluster:
     def _check_ports(self, to_start: Sequence[Process]) -> None:
         taken = []
         for p in to_start:
-            for port, what in ((p.port, "API"), (p.health_port, "health")):
+            for port, what in (
+                (p.port, "API"),
+                (p.health_port, "health"),
+                (p.metrics_port, "metrics"),
+            ):
                 if not _port_free(port):
                     taken.append({"process": p.name, "port": port, "use": what})
         if taken:
@@ -749,10 +765,10 @@ class Cluster:
             )
         index = self.nodes
         new = self._node_process(index)
-        if new.health_port > 65535:
+        if new.metrics_port > 65535:
             raise ClusterError(
                 f"base port {self.base_port} leaves no room for {new.name} "
-                f"(its health port would be {new.health_port})"
+                f"(its metrics port would be {new.metrics_port})"
             )
         with self._lock():
             saved = self._saved_layout()
@@ -864,6 +880,7 @@ class Cluster:
                 "health_address": p.health_address,
                 "port": p.port,
                 "health_port": p.health_port,
+                "metrics_port": p.metrics_port,
                 "health": health.get(p.name, UNREACHABLE),
                 "log": str(p.log),
             }
@@ -916,7 +933,10 @@ def _parser() -> argparse.ArgumentParser:
         "--base-port",
         type=int,
         default=None,
-        help=f"coordinator port P; nodes P+1.., health ports +10 (default {DEFAULT_BASE_PORT})",
+        help=(
+            f"coordinator port P; nodes P+1.., health ports +10, metrics ports +20 "
+            f"(default {DEFAULT_BASE_PORT})"
+        ),
     )
     common = argparse.ArgumentParser(add_help=False, parents=[location])
     common.add_argument(

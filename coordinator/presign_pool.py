@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from mpcnode import logs
 from mpcnode.errors import InvalidInput, MpcError
 
 log = logging.getLogger("coordinator.presign")
@@ -81,6 +82,8 @@ class PresignPools:
     def __init__(self, target: int = DEFAULT_TARGET) -> None:
         self._keys: dict[str, _KeyPools] = {}
         self._target = 0
+        self.on_change: Callable[[], None] | None = None
+        """Called after any pool changed (the coordinator updates its metrics)."""
         self.target = target
 
     @property
@@ -122,6 +125,12 @@ class PresignPools:
     def _changed(self, state: _KeyPools) -> None:
         state.changed.set()
         state.changed = trio.Event()
+        if self.on_change is not None:
+            self.on_change()
+
+    def ready_total(self) -> int:
+        """Ready presignatures over every key and signer set."""
+        return sum(len(p.ready) for s in self._keys.values() for p in s.pools.values())
 
     def register(self, key_id: str) -> None:
         """Start bookkeeping for a key known to have no presignature (a fresh key)."""
@@ -346,6 +355,8 @@ class Refiller:
         return True
 
     async def _run_key(self, key_id: str) -> None:
+        # A long-lived task: drop the labels of the call that happened to start it.
+        logs.bind(rpc=None, session_id=None, tenant=None, key_id=key_id, protocol="cggmp-presign")
         backoff = self._min_backoff
         while True:
             if not self.pools.needs_refill(key_id):

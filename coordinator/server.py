@@ -13,6 +13,7 @@ operation and keeps presignature pools (`coordinator.presign_pool`), whose index
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import grpc
 import trio
 
 from coordinator.presign_pool import DEFAULT_TARGET, PresignPools, Refiller, SignerSet
-from mpcnode import tls
+from mpcnode import logs, tls
 from mpcnode.crypto import hd
 from mpcnode.crypto.ecdsa import EcdsaSignature
 from mpcnode.crypto.group import SECP256K1
@@ -43,6 +44,7 @@ from mpcnode.errors import (
     QuorumUnavailable,
 )
 from mpcnode.identity import Roster
+from mpcnode.metrics import CoordinatorMetrics, metrics_endpoint
 from mpcnode.protocols.base import BROADCAST, COORDINATOR, execution_id, session_message
 from mpcnode.protocols.cggmp import sign as cggmp_sign
 from mpcnode.protocols.cggmp.presign import PresignaturePublic
@@ -290,8 +292,11 @@ class Coordinator:
         nodes: Sequence[NodeAddress],
         channel_factory: Callable[[str], grpc.Channel],
         presign_pool_target: int = DEFAULT_TARGET,
+        metrics: CoordinatorMetrics | None = None,
     ) -> None:
         self.roster = roster
+        self.metrics = CoordinatorMetrics() if metrics is None else metrics
+        """Prometheus instruments (a registry of its own unless one is given)."""
         self.nodes = {n.party: n for n in nodes}
         self._channels = {n.party: channel_factory(n.address) for n in nodes}
         self.stubs = {
@@ -304,6 +309,7 @@ class Coordinator:
         self.blamed: list[tuple[str, int]] = []
         """(session protocol, party) of every provable misbehaviour seen, newest last."""
         self.pools = PresignPools(presign_pool_target)
+        self.pools.on_change = lambda: self.metrics.presign_pool_ready.set(self.pools.ready_total())
         self.refiller = Refiller(self.pools, self._refill_presign, self._refill_set)
         self.operations: dict[str, Operation] = {}
         self._aux_op: Operation | None = None
@@ -400,8 +406,7 @@ class Coordinator:
         culprits = sorted({c for f in failures.values() for c in f.culprits})
         aborted = [f for f in failures.values() if f.code == grpc.StatusCode.ABORTED]
         if aborted:
-            for c in culprits:
-                self.blamed.append((what, c))
+            self._blame(what, culprits)
             names = ", ".join(self.name_of(c) for c in culprits)
             reason = aborted[0].details
             raise ProtocolAborted(
@@ -424,6 +429,7 @@ class Coordinator:
 
     # -- the relay ---------------------------------------------------------------------------
 
+    @logs.log_scope
     async def run_session(
         self,
         start: Any,
@@ -437,6 +443,17 @@ class Coordinator:
         transcript = SessionTranscript(bytes(start.session_id))
         call_number = 1
         finished: set[int] = set()
+        logs.bind(session_id=bytes(start.session_id), protocol=start.protocol)
+        if start.key_id:
+            logs.bind(key_id=start.key_id)
+        if start.tenant:
+            logs.bind(tenant=start.tenant)
+        log.info(
+            "session %s (%s) started with %s",
+            start.session_id.hex(),
+            start.protocol,
+            ", ".join(self._names(parties)),
+        )
         try:
             if progress is not None:
                 progress(call_number)
@@ -452,7 +469,14 @@ class Coordinator:
                 produced = [self._relay(e) for p in parties for e in results[p].envelopes]
                 transcript.rounds.append(produced)
                 done = {p for p in parties if results[p].done}
+                log.debug("session %s: round %d relayed", start.session_id.hex(), call_number)
                 if done == set(parties):
+                    log.info(
+                        "session %s (%s) finished after %d rounds",
+                        start.session_id.hex(),
+                        start.protocol,
+                        call_number,
+                    )
                     return transcript
                 if done:
                     raise ProtocolAborted("nodes disagree about the end of the session")
@@ -473,7 +497,16 @@ class Coordinator:
                     },
                     ROUND_TIMEOUT,
                 )
-        except BaseException:
+        except BaseException as exc:
+            culprits = exc.culprits if isinstance(exc, ProtocolAborted) else ()
+            log.warning(
+                "session %s (%s) failed in round %d: %s%s",
+                start.session_id.hex(),
+                start.protocol,
+                call_number,
+                f"{type(exc).__name__}: {exc}" if isinstance(exc, MpcError) else type(exc).__name__,
+                f"; culprits {', '.join(self._names(culprits))}" if culprits else "",
+            )
             if finished and start.protocol in KEY_PROTOCOLS:
                 # Some node ended the key session, so every holder had stored its share and
                 # confirmed: the new key (generation) is certified. Aborting would make the
@@ -510,7 +543,7 @@ class Coordinator:
                     raise ProtocolAborted("envelope for another session")
                 verify_envelope(self.roster, env)
             except (ProtocolAborted, InvalidSignature) as exc:
-                self.blamed.append((start.protocol, party))
+                self._blame(start.protocol, [party])
                 raise ProtocolAborted(
                     f"{self.name_of(party)} produced a bad envelope: {exc}", [party]
                 ) from None
@@ -524,7 +557,19 @@ class Coordinator:
         """A key record is trusted only with a valid confirmation from every holder."""
         return verify_key_record(self.roster, record)
 
+    def _scheme_of(self, key_id: str) -> str:
+        """The scheme of a key the registry knows ("" otherwise): a metrics label."""
+        record = self.registry.get(key_id)
+        return str(record.scheme) if record is not None else ""
+
     async def create_key(self, scheme: str, threshold: int, parties: int) -> Any:
+        """Key generation (see `_create_key`), counted in the metrics."""
+        label = scheme if scheme in SUPPORTED_SCHEMES else ""
+        with self.metrics.operation("keygen", label):
+            return await self._create_key(scheme, threshold, parties)
+
+    @logs.log_scope
+    async def _create_key(self, scheme: str, threshold: int, parties: int) -> Any:
         """Distributed key generation over every node (FROST DKG for both schemes).
 
         A secp256k1 key also needs the committee's CGGMP aux-info before it can presign:
@@ -549,6 +594,8 @@ class Coordinator:
         if scheme == "secp256k1":
             await self.ensure_aux_info()
         key_id = str(uuid.uuid4())
+        logs.bind(key_id=key_id)
+        log.info("keygen of a %s key (%d-of-%d) requested", scheme, threshold, parties)
         start = node_pb2.StartRequest(
             session_id=os.urandom(16),
             protocol="frost-dkg",
@@ -685,10 +732,16 @@ class Coordinator:
         if not key_id:
             raise InvalidInput("key id is required")
         # One reshare of a key at a time; a second request runs after it, from its result.
-        async with self._reshare_locks.setdefault(key_id, trio.Lock()):
-            return await self._reshare_locked(key_id, parties, threshold)
+        with self.metrics.operation("reshare") as op:
+            try:
+                async with self._reshare_locks.setdefault(key_id, trio.Lock()):
+                    return await self._reshare_locked(key_id, parties, threshold)
+            finally:
+                op.scheme = self._scheme_of(key_id)
 
+    @logs.log_scope
     async def _reshare_locked(self, key_id: str, parties: Sequence[int], threshold: int) -> Any:
+        logs.bind(key_id=key_id)
         old_record = await self._fetch_record(key_id, sorted(self.nodes))
         old = package_of(old_record)
         new_parties = sorted(set(parties)) if parties else list(old.parties)
@@ -877,8 +930,10 @@ class Coordinator:
         if op.failure is not None:
             raise op.failure
 
+    @logs.log_scope
     async def _run_aux_info(self, op: Operation) -> None:
         """Wait until every node has the safe primes one run takes, then run the session."""
+        logs.bind(key_id=None, tenant=None, protocol="cggmp-aux-info", operation_id=op.operation_id)
         committee = self.committee
         short: list[int] = []
         try:
@@ -957,6 +1012,7 @@ class Coordinator:
             op.state, op.stage, op.error = "failed", "failed", "internal error"
             op.failure = InternalBug("aux-info operation crashed")
         finally:
+            self.metrics.record_operation("aux-info", "secp256k1", op.failure)
             op.finished.set()
 
     # -- presignature pools ------------------------------------------------------------------
@@ -1002,17 +1058,20 @@ class Coordinator:
                     log.info("presign pool of %s rebuilt: %d ready", key_id, added)
         self.refiller.ensure(key_id)
 
+    @logs.log_scope
     async def _presign(self, key_id: str, signers: Sequence[int]) -> bytes:
         """One CGGMP presign session; the presignature id is its session id."""
+        logs.bind(key_id=key_id, tenant=None)  # made for the root key, whoever asked
         session_id = os.urandom(16)
         start = node_pb2.StartRequest(
             session_id=session_id, protocol="cggmp-presign", key_id=key_id, parties=signers
         )
-        try:
-            await self.run_session(start, signers)
-        except ProtocolAborted as exc:
-            self._suspects.setdefault(key_id, set()).update(exc.culprits)
-            raise
+        with self.metrics.operation("presign", "secp256k1"):
+            try:
+                await self.run_session(start, signers)
+            except ProtocolAborted as exc:
+                self._suspects.setdefault(key_id, set()).update(exc.culprits)
+                raise
         return session_id
 
     async def _refill_set(self, key_id: str) -> SignerSet | None:
@@ -1073,12 +1132,29 @@ class Coordinator:
         path: str = "",
         tenant: str = "",
     ) -> SignOutcome:
+        """Sign (see `_sign_request`), counted and timed in the metrics."""
+        with self.metrics.operation("sign") as op:
+            try:
+                return await self._sign_request(key_id, message, digest, path, tenant)
+            finally:
+                op.scheme = self._scheme_of(key_id)
+
+    @logs.log_scope
+    async def _sign_request(
+        self,
+        key_id: str,
+        message: bytes = b"",
+        digest: bytes = b"",
+        path: str = "",
+        tenant: str = "",
+    ) -> SignOutcome:
         """Sign a message (either scheme) or a 32-byte digest (secp256k1 only), with the key
         itself or, given `path` or `tenant`, its non-hardened child key.
 
         The nodes receive only the path and derive the tweak from their own stored key; the
         coordinator derives it too (public data) to aggregate and verify.
         """
+        logs.bind(key_id=key_id, tenant=tenant)
         if len(message) > MAX_MESSAGE_BYTES:
             raise InvalidInput(f"message longer than {MAX_MESSAGE_BYTES} bytes")
         indices = resolve_path(path, tenant)  # refused before any node is contacted
@@ -1086,13 +1162,23 @@ class Coordinator:
         package = package_of(record)
         child = derive_child(package, indices)
         t = package.threshold
+        log.info(
+            "sign requested: %s key %s at %s, %s %s",
+            package.scheme,
+            key_id,
+            hd.format_path(child.path),
+            "digest" if digest else "message sha256",
+            (bytes(digest) if digest else hashlib.sha256(message).digest()).hex(),
+        )
         if package.scheme == "ed25519":
             if digest:
                 raise InvalidInput("a digest can be signed only with a secp256k1 key")
             signature, signers = await self._with_retries(
                 package,
                 lambda alive: alive[:t],
-                lambda signers: self._sign_frost_once(record, package, signers, message, child),
+                lambda signers: self._sign_frost_once(
+                    record, package, signers, message, child, tenant
+                ),
             )
             return SignOutcome(record, signers, signature, child=child)
         if package.scheme != "secp256k1":
@@ -1109,7 +1195,9 @@ class Coordinator:
             sig, signers = await self._with_retries(
                 package,
                 lambda alive: alive[:t],
-                lambda signers: self._sign_digest_once(record, package, signers, digest, child),
+                lambda signers: self._sign_digest_once(
+                    record, package, signers, digest, child, tenant
+                ),
             )
             return SignOutcome(record, signers, sig.compact(), sig, digest, child)
         await self._load_pools(record, package)
@@ -1120,7 +1208,9 @@ class Coordinator:
         sig, signers = await self._with_retries(
             package,
             choose,
-            lambda signers: self._sign_pooled_once(record, package, signers, message, child),
+            lambda signers: self._sign_pooled_once(
+                record, package, signers, message, child, tenant
+            ),
         )
         digest = cggmp_sign.message_digest(message)
         return SignOutcome(record, signers, sig.compact(), sig, digest, child)
@@ -1186,6 +1276,7 @@ class Coordinator:
         signers: list[int],
         message: bytes,
         child: hd.ChildKey,
+        tenant: str = "",
     ) -> bytes:
         start = node_pb2.StartRequest(
             session_id=os.urandom(16),
@@ -1194,6 +1285,7 @@ class Coordinator:
             parties=signers,
             message=message,
             path=list(child.path),
+            tenant=tenant,
         )
         transcript = await self.run_session(start, signers)
         # The child key's package: PK + e·G and every Y_j + e·G (the nodes sign with s_i + e).
@@ -1210,8 +1302,7 @@ class Coordinator:
                 aggregator.add_share(env.sender, bytes(env.payload))
             return bytes(aggregator.signature())
         except ProtocolAborted as exc:
-            for c in exc.culprits:
-                self.blamed.append(("frost-sign", c))
+            self._blame("frost-sign", exc.culprits)
             raise
 
     async def _sign_pooled_once(
@@ -1221,6 +1312,7 @@ class Coordinator:
         signers: list[int],
         message: bytes,
         child: hd.ChildKey,
+        tenant: str = "",
     ) -> EcdsaSignature:
         """One ECDSA attempt from a presignature: pooled if one is ready, else made now.
 
@@ -1238,6 +1330,7 @@ class Coordinator:
             signers=signers,
             message=message,
             path=list(child.path),
+            tenant=tenant,
         )
         results, failures = await self._fanout(
             {p: ("PartialSign", partial_request) for p in signers}, PARTIAL_SIGN_TIMEOUT
@@ -1271,6 +1364,7 @@ class Coordinator:
         signers: list[int],
         digest: bytes,
         child: hd.ChildKey,
+        tenant: str = "",
     ) -> EcdsaSignature:
         """One interactive ECDSA attempt over a caller's digest ("cggmp-sign-digest")."""
         key_id = record.key_id
@@ -1282,6 +1376,7 @@ class Coordinator:
             parties=signers,
             message=digest,
             path=list(child.path),
+            tenant=tenant,
         )
         try:
             transcript = await self.run_session(start, signers)
@@ -1325,6 +1420,7 @@ class Coordinator:
     def _blame(self, what: str, culprits: Sequence[int]) -> None:
         for c in culprits:
             self.blamed.append((what, c))
+        self.metrics.blame(what, culprits)
 
     def _collect_partials(
         self,
@@ -1465,7 +1561,7 @@ class CoordinatorApi:
             ),
             "Reshare": (self.reshare, pb.ReshareRequest, pb.KeyInfo),
         }
-        return generic_service("mpc.v1.Coordinator", token, methods)
+        return generic_service("mpc.v1.Coordinator", token, methods, metrics=self.c.metrics)
 
 
 def tls_channel_factory(ca: Path, cert: Path, key: Path) -> Callable[[str], grpc.Channel]:
@@ -1479,6 +1575,7 @@ def tls_channel_factory(ca: Path, cert: Path, key: Path) -> Callable[[str], grpc
 
 async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run the coordinator until cancelled."""
+    logs.set_process("coordinator")
     config = CoordinatorConfig.load(config_path)
     roster = Roster.load(config.roster_file)
     coordinator = Coordinator(
@@ -1492,7 +1589,10 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(coordinator.run_background)
-            with running_server(config.listen, config.health_listen, api, creds, max_workers=64):
+            with (
+                metrics_endpoint(config.metrics_listen, coordinator.metrics),
+                running_server(config.listen, config.health_listen, api, creds, max_workers=64),
+            ):
                 log.info("coordinator serving on %s for %d nodes", config.listen, len(config.nodes))
                 task_status.started(coordinator)
                 await trio.sleep_forever()

@@ -19,16 +19,18 @@ import argparse
 import contextlib
 import logging
 import math
+import os
 import signal
-import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent import futures
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import trio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from mpcnode import logs
 from mpcnode.errors import (
     InvalidInput,
     InvalidSignature,
@@ -42,12 +44,20 @@ from mpcnode.errors import (
 )
 from mpcnode.prime_pool import PrimePoolExhausted
 
+if TYPE_CHECKING:
+    from mpcnode.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 CULPRITS_METADATA = "mpc-culprits"
 """Trailing metadata key listing culprit party indices of an ABORTED call, comma-separated."""
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+LOG_LEVEL_ENV = "MPC_LOG_LEVEL"
+"""Default of a server process's `--log-level` (e.g. DEBUG for a whole dev cluster)."""
+LOG_FORMAT_ENV = "MPC_LOG_FORMAT"
+"""Default of a server process's `--log-format` (json or text)."""
 
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -99,8 +109,13 @@ def trio_handler(
     token: trio.lowlevel.TrioToken,
     handler: Handler,
     check_peer: Callable[[grpc.ServicerContext], None] | None = None,
+    method: str = "",
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
-    """Wrap an async trio handler as a synchronous grpcio handler."""
+    """Wrap an async trio handler as a synchronous grpcio handler.
+
+    Each call runs in its own trio task with a copy of the log context: `method` (the RPC
+    name) labels its lines as `rpc`, and whatever the handler `logs.bind`s stays with the call.
+    """
 
     def shim(request: Any, context: grpc.ServicerContext) -> Any:
         if check_peer is not None:
@@ -124,6 +139,7 @@ def trio_handler(
         timeout = remaining if remaining is not None and remaining < 1e9 else math.inf
 
         async def run() -> tuple[Any, BaseException | None]:
+            logs.bind(rpc=method or getattr(handler, "__name__", None))
             with trio.CancelScope() as scope:
                 scope_box.append(scope)
                 try:
@@ -152,19 +168,54 @@ def trio_handler(
     return shim
 
 
+def timed_handler(
+    shim: Callable[[Any, grpc.ServicerContext], Any],
+    metrics: Metrics,
+    service_name: str,
+    method: str,
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """Record every call of a grpcio handler (a refused peer included) in `metrics`: its
+    duration and status code (the code the handler aborted with; UNKNOWN for a crash)."""
+
+    def timed(request: Any, context: grpc.ServicerContext) -> Any:
+        began = time.perf_counter()
+        code = "UNKNOWN"
+        try:
+            result = shim(request, context)
+            code = "OK"
+            return result
+        except BaseException:
+            aborted = context.code()
+            if aborted is not None:
+                code = aborted.name
+            raise
+        finally:
+            metrics.observe_rpc(service_name, method, code, time.perf_counter() - began)
+
+    return timed
+
+
 def generic_service(
     service_name: str,
     token: trio.lowlevel.TrioToken,
     methods: Mapping[str, tuple[Handler, Any, Any]],
     check_peer: Callable[[grpc.ServicerContext], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> grpc.GenericRpcHandler:
     """A unary-unary service whose methods are trio handlers.
 
     `methods` maps method name -> (handler, request message class, response message class).
+    With `metrics`, every call's duration and status code are recorded there.
     """
+
+    def wrap(
+        name: str, shim: Callable[[Any, grpc.ServicerContext], Any]
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        return shim if metrics is None else timed_handler(shim, metrics, service_name, name)
+
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            trio_handler(token, handler, check_peer),
+            wrap(name, trio_handler(token, handler, check_peer, method=name)),
             request_deserializer=req_cls.FromString,
             response_serializer=resp_cls.SerializeToString,
         )
@@ -264,13 +315,21 @@ def run_process(
     """Entry point of a server process: `--config PATH`, logging, SIGTERM/SIGINT stop it cleanly."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", required=True, help="path to the JSON config file")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get(LOG_LEVEL_ENV, "INFO"),
+        help=f"DEBUG, INFO, WARNING or ERROR (default: ${LOG_LEVEL_ENV} or INFO)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=os.environ.get(LOG_FORMAT_ENV, "json"),
+        help=f"json (one object per line, the default) or text (default: ${LOG_FORMAT_ENV})",
+    )
+    args = parser.parse_args(argv)
+    if args.log_format not in logs.FORMATS:
+        parser.error(f"{LOG_FORMAT_ENV} must be one of {', '.join(logs.FORMATS)}")
+    logs.configure(args.log_level, args.log_format, process=prog)
 
     async def until_signalled() -> None:
         async with trio.open_nursery() as nursery:

@@ -32,7 +32,7 @@ from typing import Any
 import grpc
 import trio
 
-from mpcnode import tls
+from mpcnode import logs, tls
 from mpcnode.crypto import hd
 from mpcnode.crypto.encoding import encode_fields
 from mpcnode.crypto.primes import prime_digest
@@ -48,6 +48,7 @@ from mpcnode.errors import (
     SessionUnknown,
 )
 from mpcnode.identity import NodeIdentity, Roster
+from mpcnode.metrics import NodeMetrics, metrics_endpoint
 from mpcnode.prime_pool import PrimePool, PrimePoolExhausted, generate_in_worker, terminate_workers
 from mpcnode.protocols.base import (
     BROADCAST,
@@ -91,6 +92,15 @@ OFFLOADED_PROTOCOLS = frozenset({"cggmp-aux-info", "cggmp-presign", "cggmp-sign-
 """Protocols whose rounds run in the worker processes."""
 TEST_PRIMES_USED_FILE = "test-primes-used"
 """In the data directory: digests of test primes already put in the pool (never added twice)."""
+
+
+def check_tenant(tenant: str, path: Sequence[int]) -> str:
+    """A request's tenant label (see node.proto): refused unless `path` is that tenant's path, so
+    a log line can never name a tenant whose key was not the one used."""
+    if tenant and tuple(path) != hd.tenant_path(tenant):
+        log.warning("request refused: its path is not the path of tenant %r", tenant)
+        raise InvalidInput("the path is not the tenant's path")
+    return tenant
 
 
 def path_tweak(public: PublicKeyPackage, path: tuple[int, ...]) -> int:
@@ -201,6 +211,8 @@ class LiveSession:
     confirmations_delivered: bool = False
     own_confirmation: envelope_pb2.Envelope | None = None
     generation: int = 0
+    tenant: str = ""
+    """The tenant the request named (checked against its path; a log label)."""
     lock: trio.Lock = field(default_factory=trio.Lock)
     """Held for the whole of a Start or Step: one round of a session at a time."""
 
@@ -234,6 +246,8 @@ class NodeService:
     presign_factory: SessionFactory = CggmpPresignSession
     digest_sign_factory: SessionFactory = CggmpDigestSignSession
     reshare_factory: SessionFactory = ReshareSession
+    metrics: NodeMetrics = field(default_factory=NodeMetrics, repr=False)
+    """This service's Prometheus instruments (its own registry)."""
     _aux_cache: dict[tuple[int, ...], tuple[bytes, AuxInfo]] = field(
         default_factory=dict, repr=False
     )
@@ -241,6 +255,7 @@ class NodeService:
     def __post_init__(self) -> None:
         if self.prime_pool is None:
             self.prime_pool = PrimePool(self.store, 4, allow_test_primes=self.allow_test_primes)
+        self.metrics.watch_store(self.store.count_all_presignatures, self.prime_pool.count)
 
     @property
     def party(self) -> int:
@@ -258,6 +273,20 @@ class NodeService:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _bind(self, **fields: Any) -> None:
+        """Label this call's log lines (each RPC runs in its own task: see `rpc.trio_handler`)."""
+        logs.bind(process=self.identity.name, **fields)
+
+    @staticmethod
+    def _log_fields(session_id: bytes, live: LiveSession) -> dict[str, Any]:
+        """`extra=` context of a line about `live` written outside its calls (sweeps, aborts)."""
+        return {
+            "session_id": session_id.hex(),
+            "protocol": live.protocol,
+            "key_id": live.key_id or None,
+            "tenant": live.tenant or None,
+        }
+
     def _seal_all(self, session_id: bytes, protocol: str, outgoing: Sequence[Any]) -> list[Any]:
         return [seal(self.identity, self.roster, session_id, protocol, o) for o in outgoing]
 
@@ -268,9 +297,11 @@ class NodeService:
         now = trio.current_time()
         for sid, live in list(self.sessions.items()):
             if now - live.started > SESSION_TTL_SECONDS:
-                self._drop(sid, "expired", keep_pending=True)
+                self._drop(sid, "expired", keep_pending=True, outcome="expired")
             elif not live.lock.locked() and now - live.last_activity > SESSION_IDLE_SECONDS:
-                self._drop(sid, "idle: abandoned by its coordinator", keep_pending=True)
+                self._drop(
+                    sid, "idle: abandoned by its coordinator", keep_pending=True, outcome="idle"
+                )
 
     async def sweep_sessions(self) -> None:
         """Expire abandoned sessions periodically (also without new Starts), until cancelled."""
@@ -284,8 +315,13 @@ class NodeService:
         why: str,
         only: LiveSession | None = None,
         keep_pending: bool = False,
+        outcome: str = "failed",
+        error: BaseException | None = None,
     ) -> None:
         """Forget a session (and clean up after it); with `only`, just if it is that one.
+
+        `outcome` (metrics.SESSION_OUTCOMES) is counted in the metrics, and so are the
+        culprits of an `error` that ended it.
 
         A key session's pending share is discarded only when the session failed here or its
         coordinator aborted it before the confirmations were delivered. With `keep_pending`
@@ -297,13 +333,28 @@ class NodeService:
         if live is None or (only is not None and live is not only):
             return
         del self.sessions[session_id]
-        log.info("session %s (%s) closed: %s", session_id.hex(), live.protocol, why)
+        self.metrics.set_live(s.protocol for s in self.sessions.values())
+        self.metrics.session_ended(live.protocol, outcome)
+        if isinstance(error, ProtocolAborted):
+            self.metrics.blame(live.protocol, error.culprits)
+        extra = self._log_fields(session_id, live)
+        culprits = error.culprits if isinstance(error, ProtocolAborted) else ()
+        log.info(
+            "session %s (%s) closed: %s; parties %s%s",
+            session_id.hex(),
+            live.protocol,
+            why,
+            list(live.parties),
+            f"; culprits {list(culprits)}" if culprits else "",
+            extra=extra,
+        )
         if live.protocol == "cggmp-aux-info" and not live.session.done:
             log.warning(
                 "aux-info session %s ended unfinished: its %d safe primes are discarded "
                 "(never reused)",
                 session_id.hex(),
                 AUX_INFO_PRIMES,
+                extra=extra,
             )
         if live.protocol not in KEY_PROTOCOLS or not live.stored_pending or live.session.done:
             return
@@ -311,7 +362,9 @@ class NodeService:
             # Every holder may have confirmed (the relay delivered the confirmations, or the
             # session ended without a word), so the key may be active elsewhere: keep this
             # share pending rather than lose it.
-            log.warning("key %s stays pending: the session ended unconfirmed", live.key_id)
+            log.warning(
+                "key %s stays pending: the session ended unconfirmed", live.key_id, extra=extra
+            )
             return
         self.store.discard_pending(live.key_id, live.generation)
 
@@ -495,7 +548,12 @@ class NodeService:
             # One key session per key: a new reshare supersedes an unfinished one (its
             # coordinator gave up on it, e.g. after a restart, and sessions expire only later).
             if other.key_id == key_id and other.protocol in KEY_PROTOCOLS:
-                self._drop(other_sid, "superseded by a new reshare", keep_pending=True)
+                self._drop(
+                    other_sid,
+                    "superseded by a new reshare",
+                    keep_pending=True,
+                    outcome="superseded",
+                )
         generation = old_public.generation + 1
         if self.party in new_parties:
             self._discard_stale_pending(key_id, generation)
@@ -605,32 +663,45 @@ class NodeService:
         sid = bytes(req.session_id)
         if len(sid) != SESSION_ID_BYTES:
             raise InvalidInput("session id must be 16 bytes")
+        self._bind(session_id=sid, protocol=str(req.protocol), key_id=str(req.key_id))
         if sid in self.sessions:
             raise InvalidInput("session id already in use")
         if len(self.sessions) >= MAX_SESSIONS:
             raise InvalidInput("too many concurrent sessions")
         parties = self._check_parties(req.parties)
+        tenant = check_tenant(str(req.tenant), req.path)
+        self._bind(tenant=tenant)
         self.store.claim_session_id(sid)  # never two sessions under one id, restarts included
         live = self._new_session(req, sid, parties)
+        live.tenant = tenant
         async with live.lock:
             # Registered before the first round runs, so a duplicate Start or an Abort sees it.
             self.sessions[sid] = live
+            self.metrics.set_live(s.protocol for s in self.sessions.values())
             try:
                 outgoing = await self._advance(live, None)
                 self._still_live(sid, live)
                 envelopes = self._seal_all(sid, live.protocol, outgoing)
                 live.last_activity = trio.current_time()
             except BaseException as exc:
-                self._drop(sid, f"failed to start: {exc.__class__.__name__}", only=live)
+                self._drop(sid, f"failed to start: {exc.__class__.__name__}", only=live, error=exc)
                 raise
-        log.info("session %s (%s) started for key %s", sid.hex(), live.protocol, live.key_id)
+        log.info(
+            "session %s (%s) started for key %s; parties %s",
+            sid.hex(),
+            live.protocol,
+            live.key_id or "-",
+            list(live.parties),
+        )
         return node_pb2.StepResponse(envelopes=envelopes, done=live.session.done)
 
     async def step(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         sid = bytes(req.session_id)
+        self._bind(session_id=sid)
         live = self.sessions.get(sid)
         if live is None:
             raise SessionUnknown("no such session on this node (finished, aborted or restarted)")
+        self._bind(protocol=live.protocol, key_id=live.key_id, tenant=live.tenant)
         async with live.lock:
             self._still_live(sid, live)
             live.last_activity = trio.current_time()
@@ -651,17 +722,23 @@ class NodeService:
                 outgoing = await self._advance(live, incoming)
                 self._still_live(sid, live)
                 envelopes = self._seal_all(sid, live.protocol, outgoing)
+                log.debug(
+                    "session %s: round computed, %d envelopes in, %d out",
+                    sid.hex(),
+                    len(incoming),
+                    len(envelopes),
+                )
                 if live.protocol in KEY_PROTOCOLS:
                     self._key_progress(live, req.envelopes, envelopes)
                 elif live.session.done:
                     self._store_output(sid, live)
             except BaseException as exc:
-                self._drop(sid, f"failed: {exc.__class__.__name__}", only=live)
+                self._drop(sid, f"failed: {exc.__class__.__name__}", only=live, error=exc)
                 raise
             done = live.session.done
             live.last_activity = trio.current_time()
             if done:
-                self._drop(sid, "done", only=live)
+                self._drop(sid, "done", only=live, outcome="completed")
         return node_pb2.StepResponse(envelopes=envelopes, done=done)
 
     def _key_progress(
@@ -704,6 +781,7 @@ class NodeService:
         pending share of it, or erase this node's older generations if it is not a holder."""
         record = req.record
         key_id = self._check_key_id(str(record.key_id))
+        self._bind(key_id=key_id)
         try:
             package = verify_key_record(self.roster, record)
         except MpcError as exc:
@@ -754,7 +832,8 @@ class NodeService:
         return node_pb2.CertifyGenerationResponse(outcome="retired")
 
     async def abort(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        self._drop(bytes(req.session_id), "aborted by coordinator")
+        self._bind(session_id=bytes(req.session_id))
+        self._drop(bytes(req.session_id), "aborted by coordinator", outcome="aborted")
         return node_pb2.AbortResponse()
 
     async def partial_sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
@@ -769,6 +848,13 @@ class NodeService:
         presignature_id = bytes(req.presignature_id)
         request_id = bytes(req.request_id)
         message = bytes(req.message)
+        # A pooled signature's "session" is its request id, the same on every signer.
+        self._bind(
+            session_id=request_id,
+            key_id=key_id,
+            protocol="cggmp-sign",
+            presignature_id=presignature_id,
+        )
         if len(presignature_id) != SESSION_ID_BYTES:
             raise InvalidInput("presignature id must be 16 bytes")
         if len(request_id) != REQUEST_ID_BYTES:
@@ -779,6 +865,7 @@ class NodeService:
         if len(set(signers)) != len(signers) or self.party not in signers:
             raise InvalidInput("signers must be distinct and include this node")
         path = hd.check_path(req.path)
+        self._bind(tenant=check_tenant(str(req.tenant), path))
         share = self._ecdsa_share(key_id)
         tweak = path_tweak(share.public, path)
         generation = share.public.generation
@@ -861,6 +948,7 @@ class NodeService:
         )
 
     async def get_key_record(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+        self._bind(key_id=str(req.key_id))
         stored = self.store.get_active(str(req.key_id))
         if stored is None:
             raise KeyNotFound(f"no key {req.key_id!r} on this node")
@@ -928,7 +1016,9 @@ def node_handlers(
             node_pb2.CertifyGenerationResponse,
         ),
     }
-    return generic_service("mpc.v1.Node", token, methods, peer_checker(allowed))
+    return generic_service(
+        "mpc.v1.Node", token, methods, peer_checker(allowed), metrics=service.metrics
+    )
 
 
 def build_service(config: NodeConfig) -> NodeService:
@@ -1017,6 +1107,7 @@ def seed_test_primes(
 async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run the node until cancelled."""
     config = NodeConfig.load(config_path)
+    logs.set_process(config.name)
     service = build_service(config)
     handler = node_handlers(service, trio.lowlevel.current_trio_token(), config.allowed_clients)
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
@@ -1032,7 +1123,10 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
                 config.data_dir,
             )
             log.warning("TEST ONLY: %d fixture primes added to the prime pool", added)
-        with running_server(config.listen, config.health_listen, handler, creds, max_workers=32):
+        with (
+            metrics_endpoint(config.metrics_listen, service.metrics),
+            running_server(config.listen, config.health_listen, handler, creds, max_workers=32),
+        ):
             log.info("node %s (party %d) serving on %s", config.name, config.party, config.listen)
             task_status.started()
             async with trio.open_nursery() as nursery:

@@ -1257,6 +1257,17 @@ class KeyStore:
             )
         return int(row[0])
 
+    def count_all_presignatures(self) -> int:
+        """How many available presignatures are stored, over every key (for the metrics)."""
+        self._cggmp_ensure()
+        with self._lock:
+            row = (
+                self._db()
+                .execute("SELECT COUNT(*) FROM presignatures WHERE state = 'available'")
+                .fetchone()
+            )
+        return int(row[0])
+
     def drop_presignatures(self, key_id: str, below_generation: int | None = None) -> int:
         """Erase presignatures of `key_id` (all, or those of generations below
         `below_generation`), available and consumed alike; returns how many rows went.

@@ -36,11 +36,12 @@ def _mode(path: Path) -> int:
 
 
 def _free_base_port(nodes: int = 5) -> int:
-    """A base port whose API and health ports are all free right now."""
+    """A base port whose API, health and metrics ports are all free right now."""
     for _ in range(200):
         base = random.randrange(20000, 60000, 100)
-        ports = [base + i for i in range(nodes + 1)]
-        ports += [p + devcluster.HEALTH_OFFSET for p in ports]
+        api = [base + i for i in range(nodes + 1)]
+        ports = api + [p + devcluster.HEALTH_OFFSET for p in api]
+        ports += [p + devcluster.METRICS_OFFSET for p in api]
         if all(devcluster._port_free(p) for p in ports):
             return base
     raise RuntimeError("no free port block found")
@@ -108,6 +109,7 @@ def test_node_configs_point_to_existing_files(prepared: Cluster) -> None:
         assert cfg["party"] == k + 1
         assert cfg["listen"] == f"127.0.0.1:{base + 1 + k}"
         assert cfg["health_listen"] == f"127.0.0.1:{base + 11 + k}"
+        assert cfg["metrics_listen"] == f"127.0.0.1:{base + 21 + k}"
         assert cfg["allowed_clients"] == ["coordinator"]
         assert Path(cfg["data_dir"]).is_dir()
         for key in ("kek_file", "identity_file", "roster_file"):
@@ -120,6 +122,7 @@ def test_node_configs_point_to_existing_files(prepared: Cluster) -> None:
     coord = json.loads((prepared.directory / "coordinator.json").read_text())
     assert coord["listen"] == f"127.0.0.1:{base}"
     assert coord["health_listen"] == f"127.0.0.1:{base + 10}"
+    assert coord["metrics_listen"] == f"127.0.0.1:{base + 20}"
     assert Path(coord["roster_file"]) == prepared.roster_file
     assert all(Path(p).is_file() for p in coord["tls"].values())
     assert _cn(Path(coord["tls"]["cert"])) == "CN=coordinator"
@@ -505,6 +508,7 @@ def test_add_node_extends_a_prepared_cluster(tmp_path: Path) -> None:
     assert config["name"] == "mpc-5" and config["party"] == 6
     assert config["listen"] == f"127.0.0.1:{base + 6}"
     assert config["health_listen"] == f"127.0.0.1:{base + 16}"
+    assert config["metrics_listen"] == f"127.0.0.1:{base + 26}"
     assert config["data_dir"] == str(node_dir)
     assert config["tls"] == {
         "ca": str(cluster.tls_dir / "ca.pem"),

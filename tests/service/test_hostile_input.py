@@ -17,6 +17,7 @@ Valid envelopes are captured by driving sessions by hand (Start/Step on each par
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from coordinator.server import NodeCallFailed, package_of
+from mpcnode.crypto import hd
 from mpcnode.envelope import signing_input
 from mpcnode.protocols.base import BROADCAST, COORDINATOR
 from mpcnode.protocols.frost.sign import FrostAggregator
@@ -900,3 +902,58 @@ async def test_abort_of_unknown_or_garbage_session_is_harmless(setup: Setup) -> 
         await call(s, VICTIM, "Abort", node_pb2.AbortRequest(session_id=bogus))
     await finish_signing(s, start, round1, message)
     await check_still_signs(s)
+
+
+async def test_tenant_label_must_match_the_path(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request's `tenant` (a log label) is refused unless its path is that tenant's path, so
+    no log line can name a tenant whose child key was not the one used; a refusal burns nothing."""
+    s = setup
+    acme = list(hd.tenant_path("acme"))
+    other = list(hd.tenant_path("other"))
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    sid = os.urandom(16)
+
+    def start(tenant: str, path: list[int]) -> Any:
+        req = sign_start(s, sid=sid, message=b"tenant")
+        req.tenant = tenant
+        req.ClearField("path")
+        req.path.extend(path)
+        return req
+
+    def partial(tenant: str, path: list[int]) -> Any:
+        return node_pb2.PartialSignRequest(
+            key_id="no-such-key",
+            presignature_id=os.urandom(16),
+            request_id=os.urandom(16),
+            signers=[1, 2, 3],
+            message=b"m",
+            path=path,
+            tenant=tenant,
+        )
+
+    with caplog.at_level(logging.WARNING, logger="mpcnode"):
+        for name, method, request in (
+            ("Start: root path", "Start", start("acme", [])),
+            ("Start: another tenant's path", "Start", start("acme", other)),
+            ("Start: a plain path", "Start", start("acme", [0, 1])),
+            ("Start: a prefix of the path", "Start", start("acme", acme[:-1])),
+            ("Start: a bad tenant id", "Start", start("\x00", acme)),
+            ("PartialSign: root path", "PartialSign", partial("acme", [])),
+            ("PartialSign: another tenant's path", "PartialSign", partial("other", acme)),
+        ):
+            try:
+                await refused(s, VICTIM, method, request, invalid)
+            except AssertionError as exc:
+                raise AssertionError(f"case {name!r}: {exc}") from None
+    assert any("tenant 'acme'" in r.getMessage() for r in caplog.records)
+    # The refusals claimed no session id: the same id with the tenant's own path signs.
+    round1 = await start_all(s, start("acme", acme), SIGNERS)
+    for p in SIGNERS:
+        await call(s, p, "Abort", node_pb2.AbortRequest(session_id=sid))
+    assert round1
+    # And through the coordinator, which sets the label itself.
+    outcome = await s.cluster.coordinator.sign_request(s.key_id, message=b"t", tenant="acme")
+    assert outcome.path == hd.format_path(hd.tenant_path("acme"))
+    check_store_intact(s)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path", "dealers", "new_parties", "old_public")
+    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path", "dealers", "new_parties", "old_public", "tenant")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class StartRequest(_message.Message):
     DEALERS_FIELD_NUMBER: _ClassVar[int]
     NEW_PARTIES_FIELD_NUMBER: _ClassVar[int]
     OLD_PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     protocol: str
     key_id: str
@@ -31,7 +32,8 @@ class StartRequest(_message.Message):
     dealers: _containers.RepeatedScalarFieldContainer[int]
     new_parties: _containers.RepeatedScalarFieldContainer[int]
     old_public: bytes
-    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ..., dealers: _Optional[_Iterable[int]] = ..., new_parties: _Optional[_Iterable[int]] = ..., old_public: _Optional[bytes] = ...) -> None: ...
+    tenant: str
+    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ..., dealers: _Optional[_Iterable[int]] = ..., new_parties: _Optional[_Iterable[int]] = ..., old_public: _Optional[bytes] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class StepRequest(_message.Message):
     __slots__ = ("session_id", "envelopes")
@@ -92,20 +94,22 @@ class IdentityResponse(_message.Message):
     def __init__(self, party: _Optional[int] = ..., name: _Optional[str] = ..., signing_key: _Optional[bytes] = ..., box_key: _Optional[bytes] = ...) -> None: ...
 
 class PartialSignRequest(_message.Message):
-    __slots__ = ("key_id", "presignature_id", "request_id", "signers", "message", "path")
+    __slots__ = ("key_id", "presignature_id", "request_id", "signers", "message", "path", "tenant")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNERS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     presignature_id: bytes
     request_id: bytes
     signers: _containers.RepeatedScalarFieldContainer[int]
     message: bytes
     path: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[bytes] = ..., request_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., path: _Optional[_Iterable[int]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[bytes] = ..., request_id: _Optional[bytes] = ..., signers: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., path: _Optional[_Iterable[int]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class PartialSignResponse(_message.Message):
     __slots__ = ("party", "sigma", "presignature_public")
