@@ -12,7 +12,9 @@ stderr while it waits, and the JSON error (if any) is then the last line.
 Connection: ``--cluster DIR`` (or ``$MPC_CLUSTER``) reads ``DIR/cluster.json``
 written by ``scripts/cluster``; ``--coordinator HOST:PORT --ca --cert --key``
 (flag names as in grpcurl) give the same explicitly and override the file.
-The channel is always mutual TLS.
+The channel is always mutual TLS. ``--token JWT`` (or ``$MPCCTL_TOKEN``) sends a bearer token
+(``authorization: Bearer …``) with every call; the token is never printed. Without one the
+coordinator identifies the caller by its client certificate (if its config maps it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ KEYGEN_ECDSA_TIMEOUT = 3600.0
 waits for every node's safe primes (minutes on a fresh cluster)."""
 POLL_INTERVAL = 1.0
 CLUSTER_ENV = "MPC_CLUSTER"
+TOKEN_ENV = "MPCCTL_TOKEN"
 DIGEST_BYTES = 32
 
 
@@ -129,6 +132,12 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) 
     )
     group.add_argument("--key", metavar="FILE", default=default(None), help="client key (PEM)")
     group.add_argument(
+        "--token",
+        metavar="JWT",
+        default=default(None),
+        help=f"bearer token sent with every call (default: ${TOKEN_ENV}); never printed",
+    )
+    group.add_argument(
         "--server-name",
         metavar="NAME",
         default=default(None),
@@ -174,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keygen.add_argument("--threshold", type=_positive_int, default=3, help="signers needed")
     keygen.add_argument("--parties", type=_positive_int, default=5, help="share holders")
+    keygen.add_argument(
+        "--owner-tenant",
+        metavar="TENANT",
+        default="",
+        help="tenant that owns the key (default: an org root key; a tenant-scoped admin's "
+        "keys are always its tenant's)",
+    )
 
     sign = sub.add_parser(
         "sign",
@@ -228,6 +244,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reshare.add_argument(
         "--threshold", type=_positive_int, default=None, help="new threshold (default: current)"
+    )
+
+    delete_key = sub.add_parser(
+        "delete-key",
+        help="crypto-shred a key on every node (irreversible)",
+        description="Erase every share, pending share and presignature of the key on every node "
+        "and destroy its data key, so no copy of its records opens any more. A node that is "
+        "down makes it fail with UNAVAILABLE naming the node: run it again when it is back.",
+    )
+    delete_key.add_argument("--key-id", required=True)
+    delete_tenant = sub.add_parser(
+        "delete-tenant",
+        help="crypto-shred every key of a tenant on every node (irreversible)",
+    )
+    delete_tenant.add_argument("--tenant", required=True)
+    rotate = sub.add_parser(
+        "rotate-kek",
+        help="each node rewraps its data keys under the KEK in its kek_next_file",
+        description="No downtime: each node rewraps every data key in one transaction and uses "
+        "the new KEK at once; it then starts with either kek_file or kek_next_file.",
+    )
+    rotate.add_argument(
+        "--node", action="append", default=[], metavar="NAME", help="only this node (repeatable)"
     )
 
     status = sub.add_parser("presign-status", help="show a secp256k1 key's presignature pools")
@@ -383,6 +422,9 @@ def key_info_to_json(info: Any) -> dict[str, Any]:
     }
     if info.holders:
         result["holders"] = list(info.holders)
+    if info.org:  # the owner: an org and its tenant ("" for an org root key)
+        result["org"] = info.org
+        result["owner_tenant"] = info.owner_tenant
     for name in ("path", "xpub", "tenant"):
         value = getattr(info, name)
         if value:
@@ -427,6 +469,20 @@ def _sign_fields(reply: Any) -> dict[str, Any]:
         "digest": reply.digest.hex(),
         "signers": list(reply.signers),
     }
+
+
+def _node_outcomes_to_json(reply: Any) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"node": n.node, "outcome": n.outcome}
+            | ({"kek_fingerprint": n.kek_fingerprint} if n.kek_fingerprint else {})
+            for n in reply.nodes
+        ]
+    }
+
+
+def _delete_reply_to_json(reply: Any) -> dict[str, Any]:
+    return {"key_ids": list(reply.key_ids)} | _node_outcomes_to_json(reply)
 
 
 def _presign_status_to_json(reply: Any) -> dict[str, Any]:
@@ -487,8 +543,13 @@ def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
     if args.command == "keygen":
         if args.threshold > args.parties:
             raise _invalid(f"--threshold {args.threshold} exceeds --parties {args.parties}")
+        if args.owner_tenant:
+            tenant_path(args.owner_tenant)  # a valid tenant id, checked before connecting
         request = coordinator_pb2.CreateKeyRequest(
-            scheme=args.scheme, threshold=args.threshold, parties=args.parties
+            scheme=args.scheme,
+            threshold=args.threshold,
+            parties=args.parties,
+            owner_tenant=args.owner_tenant,
         )
         return "CreateKey", request, key_info_to_json
     if args.command == "sign":
@@ -522,6 +583,15 @@ def prepare(args: argparse.Namespace) -> tuple[str, Any, Callable[[Any], Any]]:
         return "Reshare", request, key_info_to_json
     if args.command == "aux-info":
         return "StartAuxInfo", coordinator_pb2.StartAuxInfoRequest(), operation_to_json
+    if args.command == "delete-key":
+        request = coordinator_pb2.DeleteKeyRequest(key_id=args.key_id)
+        return "DeleteKey", request, _delete_reply_to_json
+    if args.command == "delete-tenant":
+        request = coordinator_pb2.DeleteTenantRequest(tenant=args.tenant)
+        return "DeleteTenant", request, _delete_reply_to_json
+    if args.command == "rotate-kek":
+        request = coordinator_pb2.RotateNodeKeksRequest(nodes=args.node)
+        return "RotateNodeKeks", request, _node_outcomes_to_json
     raise CliError("INTERNAL", f"unhandled command {args.command!r}")  # argparse admits no other
 
 
@@ -535,7 +605,25 @@ def _timeout(args: argparse.Namespace) -> float:
     return DEFAULT_TIMEOUT
 
 
-def _follow_operation(stub: Any, op: Any, timeout: float) -> Any:
+def call_metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The metadata every call carries: the bearer token of ``--token`` / ``$MPCCTL_TOKEN``.
+
+    A token that cannot be a JWS compact serialization is refused locally; the error never
+    repeats the token."""
+    token = getattr(args, "token", None)
+    if token is None:
+        token = os.environ.get(TOKEN_ENV) or None
+    if token is None:
+        return ()
+    token = token.strip()
+    if not token or not all(33 <= ord(ch) < 127 for ch in token):
+        raise _invalid(f"the bearer token (--token or ${TOKEN_ENV}) is malformed")
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _follow_operation(
+    stub: Any, op: Any, timeout: float, metadata: tuple[tuple[str, str], ...] = ()
+) -> Any:
     """Poll GetOperation until the operation ends, a progress line on stderr per change.
 
     A failed operation becomes an ABORTED error carrying its message and culprits.
@@ -551,7 +639,7 @@ def _follow_operation(stub: Any, op: Any, timeout: float) -> Any:
             break
         time.sleep(POLL_INTERVAL)
         request = coordinator_pb2.GetOperationRequest(operation_id=op.operation_id)
-        op = stub.GetOperation(request, timeout=timeout)
+        op = stub.GetOperation(request, timeout=timeout, metadata=metadata)
     if op.state == "failed":
         message = op.error or "aux-info failed"
         if op.culprits:
@@ -587,12 +675,13 @@ def run(args: argparse.Namespace) -> Any:
     method, request, to_json = prepare(args)
     conn = resolve_connection(args)
     timeout = _timeout(args)
+    metadata = call_metadata(args)
     with _open_channel(conn) as channel:
         # The generated stub is untyped; its methods return the reply message.
         stub = coordinator_pb2_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
-        reply = getattr(stub, method)(request, timeout=timeout)
+        reply = getattr(stub, method)(request, timeout=timeout, metadata=metadata)
         if args.command == "aux-info" and not args.no_wait:
-            reply = _follow_operation(stub, reply, timeout)
+            reply = _follow_operation(stub, reply, timeout, metadata)
     return to_json(reply)
 
 

@@ -16,6 +16,9 @@ The directory (default ./.cluster, mode 0700) holds everything a cluster needs:
 
     tls/                 dev CA, one certificate per node, the coordinator and `client`
     nodes/mpc-k/         identity.json, kek (0600) and node.json; the node's data lives here
+                         (its audit trail in nodes/mpc-k/audit/)
+    coordinator/         audit.key (0600, the coordinator's audit signing key) and audit/,
+                         its audit trail (public key in cluster.json: audit_public_key)
     roster.json          the nodes' public identity keys, pinned by every config
     coordinator.json
     logs/<name>.log      stdout and stderr of each process (appended across restarts)
@@ -54,6 +57,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpcnode import tls
+from mpcnode.audit import LOG_NAME, AuditSigner
 from mpcnode.errors import MpcError
 from mpcnode.identity import NodeIdentity, Roster, RosterEntry
 from mpcnode.storage import create_kek_file, write_file_atomic
@@ -78,6 +82,17 @@ HEALTH_OFFSET = 10
 METRICS_OFFSET = 20
 COORDINATOR = "coordinator"
 CLIENT = "client"
+DEV_CLIENT_PRINCIPAL = {"org": "default", "roles": ["org:admin", "tenant:signer", "auditor"]}
+"""What the dev cluster's `client` certificate stands for (coordinator.json ``auth``): all
+roles over org ``default``, the org keys made without an owner belong to."""
+DEV_LIMITS = {
+    "sign_per_client": {"rate": 1000, "burst": 2000},
+    "sign_per_key": {"rate": 1000, "burst": 2000},
+    "create_key_per_client": {"rate": 20, "burst": 200},
+}
+"""coordinator.json ``limits`` of a dev cluster: every script (demo, bench, soak) signs as the
+one `client` certificate, as fast as it can, so the rate limits sit far above what a local
+cluster can do (the sizes keep their defaults)."""
 READINESS = "readiness"
 
 SERVING = "SERVING"
@@ -85,6 +100,8 @@ NOT_SERVING = "NOT_SERVING"
 UNREACHABLE = "UNREACHABLE"
 
 _CLUSTER_FILE = "cluster.json"
+AUDIT_DIR = "audit"
+"""A node's audit trail directory in its data_dir (mpcnode.server.AUDIT_DIR)."""
 _LOCK_FILE = ".lock"
 _LOG_MARKER = b"--- devcluster: starting "
 _HEALTH_RPC_TIMEOUT = 1.0
@@ -304,6 +321,30 @@ class Cluster:
     def logs_dir(self) -> Path:
         return self.directory / "logs"
 
+    @property
+    def coordinator_dir(self) -> Path:
+        return self.directory / "coordinator"
+
+    @property
+    def audit_key_file(self) -> Path:
+        """The coordinator's audit signing key (`mpcnode.audit.AuditSigner` file)."""
+        return self.coordinator_dir / "audit.key"
+
+    @property
+    def audit_dir(self) -> Path:
+        """The coordinator's audit trail (audit.log, audit.head.json)."""
+        return self.coordinator_dir / "audit"
+
+    def node_audit_dir(self, index: int) -> Path:
+        """Node `index`'s audit trail (its data_dir/audit)."""
+        return self.node_dir(index) / AUDIT_DIR
+
+    def audit_public_key(self) -> str | None:
+        """Hex Ed25519 key that verifies the coordinator's audit log (None: no audit key)."""
+        if not self.audit_key_file.exists():
+            return None
+        return AuditSigner.load(self.audit_key_file).public_key.hex()
+
     def node_name(self, index: int) -> str:
         return f"mpc-{index}"
 
@@ -391,6 +432,8 @@ class Cluster:
                 "pid": pids.get(c.name),
                 "config": str(c.config),
                 "log": str(c.log),
+                "audit_log": str(self.audit_dir / LOG_NAME),
+                "audit_public_key": self.audit_public_key(),
             },
             "nodes": [
                 {
@@ -401,10 +444,12 @@ class Cluster:
                     "pid": pids.get(n.name),
                     "config": str(n.config),
                     "log": str(n.log),
+                    "audit_log": str(self.directory / "nodes" / n.name / AUDIT_DIR / LOG_NAME),
                 }
                 for n in self.processes[1:]
             ],
             "tls": {"ca": str(ca), "client_cert": str(cert), "client_key": str(key)},
+            "roster": str(self.roster_file),
         }
 
     def _read_pids(self) -> dict[str, int | None]:
@@ -480,6 +525,8 @@ class Cluster:
         Roster(entries).save(self.roster_file)
         c = self.coordinator
         ca, cert, key = self.tls_paths(COORDINATOR)
+        self.coordinator_dir.mkdir(mode=0o700)
+        AuditSigner.generate_file(self.audit_key_file, COORDINATOR)
         _write_json(
             c.config,
             {
@@ -489,6 +536,11 @@ class Cluster:
                 "roster_file": str(self.roster_file),
                 "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},
                 "nodes": [_coordinator_entry(n) for n in self.processes[1:]],
+                # every call needs a principal: the `client` certificate is an org-wide one
+                "auth": {"mtls_principals": {CLIENT: DEV_CLIENT_PRINCIPAL}},
+                "limits": DEV_LIMITS,
+                "audit_dir": str(self.audit_dir),
+                "audit_key_file": str(self.audit_key_file),
             },
         )
         self.logs_dir.mkdir(mode=0o700)
@@ -521,6 +573,8 @@ class Cluster:
             "metrics_listen": node.metrics_address,
             "data_dir": str(directory),
             "kek_file": str(directory / "kek"),
+            # `mpcctl rotate-kek` rewraps under the KEK put here (see the README, KEK rotation)
+            "kek_next_file": str(directory / "kek-next"),
             "identity_file": str(directory / "identity.json"),
             "roster_file": str(self.roster_file),
             "tls": {"ca": str(ca), "cert": str(cert), "key": str(key)},

@@ -12,6 +12,7 @@ writes, into a new directory DIR (mode 0700):
     ca.pem ca.key  the cluster CA: its key is in no Secret; keep it offline, it signs
                    certificates for new nodes or clients
     client.pem client.key   an mTLS client certificate for `mpcctl`
+    audit.pub      the coordinator's audit public key (hex; `mpcctl audit verify --public-key`)
 
 The objects:
 
@@ -19,6 +20,8 @@ The objects:
 - Secret `mpc-node-identity`: `mpc-k.json`, the node's Ed25519/X25519 identity keys;
 - Secret `mpc-node-kek`: `mpc-k.kek`, 32 random bytes that seal the node's stored shares;
 - Secret `mpc-coordinator-tls`: `tls.crt` / `tls.key` of the coordinator (CN `coordinator`);
+- Secret `mpc-coordinator-audit`: `audit.key`, the coordinator's audit-log signing key (its
+  public key is printed and written to audit.pub);
 - ConfigMap `mpc-trust`: `ca.crt` and `roster.json` (public: every node's identity keys).
 
 The StatefulSet mounts each node Secret with `subPathExpr: $(POD_NAME)`, so a node's
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mpcnode import tls
+from mpcnode.audit import AuditSigner
 from mpcnode.errors import InvalidInput, MpcError
 from mpcnode.identity import NodeIdentity, Roster
 from mpcnode.storage import KEK_SIZE, write_file_atomic
@@ -48,6 +52,7 @@ __all__ = [
     "NODE_IDENTITY_SECRET",
     "NODE_KEK_SECRET",
     "COORDINATOR_TLS_SECRET",
+    "COORDINATOR_AUDIT_SECRET",
     "TRUST_CONFIGMAP",
     "COORDINATOR_NAME",
     "build_objects",
@@ -58,6 +63,8 @@ NODE_TLS_SECRET = "mpc-node-tls"
 NODE_IDENTITY_SECRET = "mpc-node-identity"
 NODE_KEK_SECRET = "mpc-node-kek"
 COORDINATOR_TLS_SECRET = "mpc-coordinator-tls"
+COORDINATOR_AUDIT_SECRET = "mpc-coordinator-audit"
+"""Holds `audit.key`: the coordinator's audit signing key (`mpcnode.audit.AuditSigner`)."""
 TRUST_CONFIGMAP = "mpc-trust"
 COORDINATOR_NAME = "coordinator"
 """Certificate CN of the coordinator: the only client the nodes accept (`allowed_clients`)."""
@@ -126,11 +133,13 @@ def build_objects(
     )
     client_cert, client_key = tls.issue_cert(ca_cert, ca_key, CLIENT_NAME, [CLIENT_NAME], [])
     roster = json.dumps(Roster(entries).to_json(), indent=2) + "\n"
+    audit_signer = AuditSigner.generate(COORDINATOR_NAME)
     objects = [
         _secret(NODE_TLS_SECRET, node_tls),
         _secret(NODE_IDENTITY_SECRET, node_identity),
         _secret(NODE_KEK_SECRET, node_kek),
         _secret(COORDINATOR_TLS_SECRET, {"tls.crt": coordinator_cert, "tls.key": coordinator_key}),
+        _secret(COORDINATOR_AUDIT_SECRET, {"audit.key": audit_signer.secret_file_bytes()}),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -144,6 +153,7 @@ def build_objects(
         "ca.key": ca_key,
         "client.pem": client_cert,
         "client.key": client_key,
+        "audit.pub": audit_signer.public_key.hex().encode() + b"\n",
     }
     return objects, offline
 
@@ -189,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "nodes": args.nodes,
                 "apply": f"kubectl -n {args.namespace} apply -f {out / 'secrets.yaml'}",
                 "offline": sorted(str(out / name) for name in offline),
+                "audit_public_key": offline["audit.pub"].decode().strip(),
             },
             indent=2,
         )

@@ -13,6 +13,8 @@ operation and keeps presignature pools (`coordinator.presign_pool`), whose index
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -28,8 +30,27 @@ from typing import Any, TypeVar
 import grpc
 import trio
 
+from coordinator.auth import (
+    AuthConfig,
+    Authenticator,
+    KeyOwner,
+    Principal,
+    authorize_admin,
+    authorize_create,
+    authorize_org_admin,
+    authorize_use,
+    list_view,
+)
+from coordinator.limits import (
+    Limits,
+    RateLimiter,
+    check_create_key_request,
+    check_key_id,
+    check_sign_request,
+)
 from coordinator.presign_pool import DEFAULT_TARGET, PresignPools, Refiller, SignerSet
 from mpcnode import logs, tls
+from mpcnode.audit import AuditLog, AuditSigner
 from mpcnode.crypto import hd
 from mpcnode.crypto.ecdsa import EcdsaSignature
 from mpcnode.crypto.group import SECP256K1
@@ -40,8 +61,10 @@ from mpcnode.errors import (
     InvalidSignature,
     KeyNotFound,
     MpcError,
+    PreconditionFailed,
     ProtocolAborted,
     QuorumUnavailable,
+    Unauthenticated,
 )
 from mpcnode.identity import Roster
 from mpcnode.metrics import CoordinatorMetrics, metrics_endpoint
@@ -57,7 +80,9 @@ from mpcnode.rpc import (
     generic_service,
     run_process,
     running_server,
+    status_of,
 )
+from mpcnode.storage import store_tenant_of_owner
 from protos.mpc.v1 import coordinator_pb2, node_pb2, node_pb2_grpc
 
 log = logging.getLogger("coordinator")
@@ -79,6 +104,8 @@ AUX_INFO_PRIMES_WAIT_SECONDS = 3600.0
 AUX_INFO_UNREACHABLE_GRACE = 30.0
 """How long an aux-info operation waits for a node that does not answer (one starting up)."""
 MAX_OPERATIONS_KEPT = 32
+AUDIT_LOG_ID = "coordinator"
+"""The coordinator's audit log name (its entries' log_id)."""
 WARM_POOLS_ATTEMPTS = 30
 WARM_POOLS_INTERVAL = 2.0
 
@@ -119,6 +146,18 @@ class CoordinatorConfig:
     """Ready presignatures kept per key and signer set (0 disables pooling)."""
     metrics_listen: str | None = None
     """host:port of the plaintext Prometheus `/metrics` endpoint (none when unset)."""
+    auth: AuthConfig | None = None
+    """Who may call (``"auth"``: JWKS/issuer/audience and/or mTLS principals, see
+    `coordinator.auth.AuthConfig`). Required to serve: `serve` refuses to start without it."""
+    limits: Limits = Limits()
+    """Rate limits and request sizes of the public API (``"limits"``, `coordinator.limits`)."""
+    audit_dir: Path | None = None
+    """Where the coordinator keeps its audit trail (`mpcnode.audit`); with `audit_key_file`,
+    its signing key (``AuditSigner`` file). Both or neither: no audit trail without them."""
+    audit_key_file: Path | None = None
+    secret_files_group_readable: bool = False
+    """Accept an audit key file the group may read (never write): for Kubernetes Secret
+    mounts with an fsGroup, as the node's option of the same name."""
 
     @classmethod
     def load(cls, path: str | Path) -> CoordinatorConfig:
@@ -140,9 +179,35 @@ class CoordinatorConfig:
                 ),
                 presign_pool_target=target,
                 metrics_listen=str(raw["metrics_listen"]) if raw.get("metrics_listen") else None,
+                auth=(
+                    AuthConfig.from_dict(raw["auth"], base_dir=Path(path).parent)
+                    if raw.get("auth") is not None
+                    else None
+                ),
+                limits=Limits.from_dict(raw.get("limits")),
+                audit_dir=Path(raw["audit_dir"]) if raw.get("audit_dir") else None,
+                audit_key_file=Path(raw["audit_key_file"]) if raw.get("audit_key_file") else None,
+                secret_files_group_readable=_flag(raw, "secret_files_group_readable"),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad coordinator config {path}: {exc.__class__.__name__}") from exc
+
+
+def _flag(raw: Mapping[str, Any], name: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
+
+
+def open_audit_log(config: CoordinatorConfig) -> AuditLog | None:
+    """The coordinator's audit trail, if configured (refuses a log that does not verify)."""
+    if (config.audit_dir is None) != (config.audit_key_file is None):
+        raise InvalidInput("give both audit_dir and audit_key_file in the coordinator config")
+    if config.audit_dir is None or config.audit_key_file is None:
+        return None
+    signer = AuditSigner.load(config.audit_key_file, config.secret_files_group_readable)
+    return AuditLog(config.audit_dir, log_id=AUDIT_LOG_ID, signer=signer)
 
 
 class NodeCallFailed(MpcError):
@@ -244,6 +309,20 @@ def resolve_path(path: str = "", tenant: str = "") -> tuple[int, ...]:
     return ()
 
 
+DEFAULT_ORG = "default"
+"""The org of keys created without an owner (in-process `Coordinator.create_key`) and of keys
+whose record names none (made before owners existed)."""
+DEFAULT_OWNER = KeyOwner(DEFAULT_ORG, "")
+
+
+def owner_of(record: Any) -> KeyOwner:
+    """Who owns the key of a (verified) key record: the org and tenant every holder confirmed
+    with it (`owner_binding`); a record without an org (an older key) is the default org's."""
+    if not record.org:
+        return DEFAULT_OWNER
+    return KeyOwner(str(record.org), str(record.tenant))
+
+
 def derive_child(package: PublicKeyPackage, path: tuple[int, ...]) -> hd.ChildKey:
     """The child key at `path` of a verified key package (public data only)."""
     return hd.derive(package.scheme, package.public_key, package.chain_code, path)
@@ -272,6 +351,8 @@ def key_info(
         tenant=tenant,
         holder_parties=list(record.parties),
         holders=[name_of(p) for p in record.parties] if name_of is not None else [],
+        org=owner_of(record).org,
+        owner_tenant=owner_of(record).tenant,
     )
     if record.scheme == "secp256k1":
         info.xpub = hd.xpub(child)
@@ -293,7 +374,10 @@ class Coordinator:
         channel_factory: Callable[[str], grpc.Channel],
         presign_pool_target: int = DEFAULT_TARGET,
         metrics: CoordinatorMetrics | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit
+        """The coordinator's audit trail (`record` appends to it); None: not kept."""
         self.roster = roster
         self.metrics = CoordinatorMetrics() if metrics is None else metrics
         """Prometheus instruments (a registry of its own unless one is given)."""
@@ -320,11 +404,51 @@ class Coordinator:
         self._catching_up: set[str] = set()
         """Per key, nodes a certified generation could not be handed to yet (they were down)."""
         self._suspects: dict[str, set[int]] = {}
+        self._deleted: dict[str, set[int]] = {}
+        """Keys deleted since this coordinator started, with the nodes the deletion has not
+        reached yet (empty: complete): refused whatever a node still lists."""
+        self._tenant_deletions: dict[str, set[str]] = {}
+        """Per tenant whose deletion is incomplete, the key ids it had."""
         """Per key, parties that misbehaved in a presign or sign: refills avoid them."""
 
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
+        if self.audit is not None:
+            self.audit.close()
+
+    async def record(
+        self,
+        action: str,
+        *,
+        actor: Mapping[str, Any],
+        outcome: str,
+        key_id: str | None = None,
+        org: str | None = None,
+        tenant: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one entry to the audit trail in a worker thread (it fsyncs); a no-op without
+        one. Values are plain JSON data (no bytes: hex them; hashes, never messages).
+
+        A failure to write is logged, not raised: the operation it records already happened.
+        """
+        if self.audit is None:
+            return
+        append = functools.partial(
+            self.audit.append,
+            action,
+            actor=actor,
+            outcome=outcome,
+            key_id=key_id,
+            org=org,
+            tenant=tenant,
+            details=details,
+        )
+        try:
+            await trio.to_thread.run_sync(append)
+        except Exception as exc:
+            log.error("cannot write audit entry %s (%s): %s", action, outcome, exc)
 
     def name_of(self, party: int) -> str:
         node = self.nodes.get(party)
@@ -562,14 +686,18 @@ class Coordinator:
         record = self.registry.get(key_id)
         return str(record.scheme) if record is not None else ""
 
-    async def create_key(self, scheme: str, threshold: int, parties: int) -> Any:
+    async def create_key(
+        self, scheme: str, threshold: int, parties: int, owner: KeyOwner = DEFAULT_OWNER
+    ) -> Any:
         """Key generation (see `_create_key`), counted in the metrics."""
         label = scheme if scheme in SUPPORTED_SCHEMES else ""
         with self.metrics.operation("keygen", label):
-            return await self._create_key(scheme, threshold, parties)
+            return await self._create_key(scheme, threshold, parties, owner)
 
     @logs.log_scope
-    async def _create_key(self, scheme: str, threshold: int, parties: int) -> Any:
+    async def _create_key(
+        self, scheme: str, threshold: int, parties: int, owner: KeyOwner = DEFAULT_OWNER
+    ) -> Any:
         """Distributed key generation over every node (FROST DKG for both schemes).
 
         A secp256k1 key also needs the committee's CGGMP aux-info before it can presign:
@@ -603,6 +731,9 @@ class Coordinator:
             threshold=threshold,
             parties=everyone,
             scheme=scheme,
+            # bound into the key's execution id: every holder certifies who owns the key
+            owner_org=owner.org,
+            owner_tenant=owner.tenant,
         )
         try:
             await self.run_session(start, everyone)
@@ -626,6 +757,14 @@ class Coordinator:
             {p: ("GetKeyRecord", node_pb2.GetKeyRecordRequest(key_id=key_id)) for p in parties},
             PROBE_TIMEOUT,
         )
+        if not results and failures and all(f.code in _DOWN for f in failures.values()):
+            # Nobody answered: after a restart every channel may still be in its reconnect
+            # backoff (at most 2 s). Ask once more, waiting for the channels to be ready.
+            results, failures = await self._fanout(
+                {p: ("GetKeyRecord", node_pb2.GetKeyRecordRequest(key_id=key_id)) for p in parties},
+                PROBE_TIMEOUT,
+                patient=True,
+            )
         records = {}
         for party, record in results.items():
             try:
@@ -778,6 +917,9 @@ class Coordinator:
                 dealers=dealers,
                 new_parties=new_parties,
                 old_public=old.encode(),
+                # the key keeps its owner; holders refuse any other (and bind it in the eid)
+                owner_org=old_record.org,
+                owner_tenant=old_record.tenant,
             )
             try:
                 await self.run_session(start, session_parties)
@@ -829,8 +971,8 @@ class Coordinator:
         return key_info(record, name_of=self.name_of)
 
     async def get_record(self, key_id: str) -> Any:
-        if not key_id:
-            raise InvalidInput("key id is required")
+        check_key_id(key_id)  # 1-128 characters: refused before any node is asked
+        self._check_not_deleted(key_id)
         record = self.registry.get(key_id)
         if record is None:
             record = await self._fetch_record(key_id, sorted(self.nodes))
@@ -861,7 +1003,7 @@ class Coordinator:
         )
         for party, resp in sorted(results.items()):
             for record in resp.keys:
-                if record.key_id in self.registry:
+                if record.key_id in self.registry or record.key_id in self._deleted:
                     continue
                 try:
                     self._verify_record(record)
@@ -870,6 +1012,136 @@ class Coordinator:
                     continue
                 self.registry[record.key_id] = record
         return [self.registry[k] for k in sorted(self.registry)]
+
+    # -- deletion (crypto-shredding) and KEK rotation ----------------------------------------
+
+    def _forget_key(self, key_id: str, missing: set[int]) -> None:
+        """The coordinator's side of a deletion: the key is refused from now on (also while
+        `missing` nodes still hold it), its cached record and presignature pools go."""
+        self._deleted[key_id] = missing
+        self.registry.pop(key_id, None)
+        self._lagging.pop(key_id, None)
+        self._suspects.pop(key_id, None)
+        if self.pools.loaded(key_id):
+            self.pools.reset(key_id)
+
+    def _deletion_failed(
+        self, what: str, results: Mapping[int, Any], failures: dict[int, NodeCallFailed]
+    ) -> None:
+        """Raise for the nodes a deletion did not reach (it stays recorded as incomplete)."""
+        done = ", ".join(self._names(sorted(results))) or "no node"
+        if all(f.code in _UNREACHABLE for f in failures.values()):
+            raise QuorumUnavailable(
+                f"{what}: done on {done}; INCOMPLETE on nodes that are down (the key stays "
+                "refused; run the deletion again when they are back)",
+                self._names(sorted(failures)),
+            )
+        self._raise_for(failures, what)
+
+    def _outcomes(self, results: Mapping[int, Any]) -> list[Any]:
+        return [
+            coordinator_pb2.NodeOutcome(node=self.name_of(p), outcome=str(r.outcome))
+            for p, r in sorted(results.items())
+        ]
+
+    async def delete_key(self, key_id: str) -> Any:
+        """Crypto-shred a key on every node (node.proto DeleteKey) and forget it here.
+
+        A node that is down makes this UNAVAILABLE naming it; the key is refused meanwhile
+        and a retry (every node again: DeleteKey is idempotent) finishes the job. A node's
+        tombstone keeps it from taking the key back (CertifyGeneration, a reshare).
+        """
+        check_key_id(key_id)
+        logs.bind(key_id=key_id)
+        known = key_id in self._deleted or key_id in self.registry
+        self._forget_key(key_id, set(self.nodes))
+        request = node_pb2.NodeDeleteKeyRequest(key_id=key_id)
+        results, failures = await self._fanout(
+            {p: ("DeleteKey", request) for p in self.nodes}, PROBE_TIMEOUT, patient=True
+        )
+        self._deleted[key_id] = set(failures)
+        if self.pools.loaded(key_id):
+            self.pools.reset(key_id)  # a refill racing the deletion left nothing usable
+        for party, resp in sorted(results.items()):
+            log.warning("key %s deleted on %s: %s", key_id, self.name_of(party), resp.outcome)
+        if failures:
+            self._deletion_failed(f"deletion of key {key_id!r}", results, failures)
+        if not known and all(r.outcome == "absent" for r in results.values()):
+            raise KeyNotFound(f"no key {key_id!r}")
+        return coordinator_pb2.DeleteResponse(key_ids=[key_id], nodes=self._outcomes(results))
+
+    async def delete_tenant(self, tenant: str) -> Any:
+        """Crypto-shred every key of `tenant` (its storage tenant) on every node; like
+        `delete_key` for a node that is down."""
+        if not tenant or len(tenant) > 2048:
+            raise InvalidInput("tenant must be 1-2048 characters")
+        logs.bind(tenant=tenant)
+        request = node_pb2.NodeDeleteTenantRequest(tenant=tenant)
+        results, failures = await self._fanout(
+            {p: ("DeleteTenant", request) for p in self.nodes}, PROBE_TIMEOUT, patient=True
+        )
+        key_ids = sorted({k for r in results.values() for k in r.key_ids})
+        key_ids = sorted(set(key_ids) | self._tenant_deletions.get(tenant, set()))
+        for key_id in key_ids:
+            self._forget_key(key_id, set(failures))
+        if failures:
+            self._tenant_deletions[tenant] = set(key_ids)
+            self._deletion_failed(f"deletion of tenant {tenant!r}", results, failures)
+        self._tenant_deletions.pop(tenant, None)
+        log.warning("tenant %s deleted on every node: %d key(s)", tenant, len(key_ids))
+        outcomes = [
+            coordinator_pb2.NodeOutcome(
+                node=self.name_of(p), outcome="deleted" if r.key_ids else "absent"
+            )
+            for p, r in sorted(results.items())
+        ]
+        return coordinator_pb2.DeleteResponse(key_ids=key_ids, nodes=outcomes)
+
+    def _check_not_deleted(self, key_id: str) -> None:
+        missing = self._deleted.get(key_id)
+        if missing is None:
+            return
+        if missing:
+            names = ", ".join(self._names(sorted(missing)))
+            raise KeyNotFound(
+                f"key {key_id!r} was deleted (incomplete on {names}: run the deletion again)"
+            )
+        raise KeyNotFound(f"key {key_id!r} was deleted")
+
+    async def rotate_keks(self, names: Sequence[str] = ()) -> Any:
+        """Each node (every node, or those named) rewraps its data keys under the KEK in its
+        kek_next_file (node.proto RotateKek); UNAVAILABLE names the nodes it did not reach."""
+        by_name = {n.name: p for p, n in self.nodes.items()}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise InvalidInput(f"unknown nodes {unknown}")
+        parties = sorted(by_name[n] for n in names) if names else sorted(self.nodes)
+        results, failures = await self._fanout(
+            {p: ("RotateKek", node_pb2.RotateKekRequest()) for p in parties},
+            PROBE_TIMEOUT,
+            patient=True,
+        )
+        outcomes = [
+            coordinator_pb2.NodeOutcome(
+                node=self.name_of(p), outcome=str(r.outcome), kek_fingerprint=str(r.kek_fingerprint)
+            )
+            for p, r in sorted(results.items())
+        ]
+        for outcome in outcomes:
+            log.warning(
+                "KEK of %s: %s (%s)", outcome.node, outcome.outcome, outcome.kek_fingerprint
+            )
+        if failures:
+            done = ", ".join(f"{o.node} {o.outcome}" for o in outcomes) or "no node"
+            problems = "; ".join(
+                f"{self.name_of(p)}: {f.code.name} {f.details}" for p, f in sorted(failures.items())
+            )
+            if all(f.code in _DOWN for f in failures.values()):
+                raise QuorumUnavailable(
+                    f"KEK rotation: {done}; not rotated: {problems}", self._names(sorted(failures))
+                )
+            raise PreconditionFailed(f"KEK rotation: {done}; not rotated: {problems}")
+        return coordinator_pb2.RotateNodeKeksResponse(nodes=outcomes)
 
     # -- aux-info (CGGMP, per committee) -----------------------------------------------------
 
@@ -1496,27 +1768,170 @@ class Coordinator:
             raise
 
 
+_CALLER: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "coordinator_caller", default=None
+)
+"""The principal of the call being handled (set by `CoordinatorApi.authenticated`)."""
+
+
+def _client_id(caller: Principal) -> tuple[str, str]:
+    """Whose rate-limit buckets a call is charged to: its authenticated principal's org and
+    subject (an mTLS principal's subject is ``mtls:<certificate common name>``)."""
+    return (caller.org, caller.subject)
+
+
 class CoordinatorApi:
-    """The public gRPC surface (mpc.v1.Coordinator) over a `Coordinator`."""
+    """The public gRPC surface (mpc.v1.Coordinator) over a `Coordinator`.
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    Every method is wrapped by `authenticated` (`handlers`), so no call runs without a
+    principal; each handler then authorizes against the key's owner, taken from the key record
+    every holder certified (`owner_of`), never from coordinator state. A key the caller may
+    not know is NOT_FOUND with the very message of a key that does not exist.
+    """
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        authenticator: Authenticator,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.c = coordinator
+        self.auth = authenticator
+        self.limiter = RateLimiter() if limiter is None else limiter
+        """Rate limits and request sizes (`coordinator.limits`; the defaults if not given)."""
 
-    async def create_key(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        scheme = req.scheme or "ed25519"
-        return await self.c.create_key(scheme, req.threshold or 3, req.parties or 5)
+    def principal(self, ctx: grpc.ServicerContext | None) -> Principal:
+        """The caller: the one `authenticated` established, else from `ctx`'s credentials."""
+        known = _CALLER.get()
+        if known is not None:
+            return known
+        if ctx is None:
+            raise Unauthenticated("no credentials: send 'authorization: Bearer <token>'")
+        return self.auth.authenticate(ctx.invocation_metadata(), tls.peer_common_name(ctx))
 
-    async def get_key(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
-        return await self.c.child_key(req.key_id, req.path, req.tenant)
+    def authenticated(
+        self, handler: Callable[[Any, grpc.ServicerContext], Awaitable[Any]], method: str = ""
+    ) -> Callable[[Any, grpc.ServicerContext], Awaitable[Any]]:
+        """`handler`, run only once the call's credentials name a principal. The outcome of
+        the RPC `method` is recorded in the audit trail (`_audit_call`), refusals included."""
 
-    async def list_keys(self, _req: Any, _ctx: grpc.ServicerContext) -> Any:
-        return coordinator_pb2.ListKeysResponse(
-            keys=[key_info(r, name_of=self.c.name_of) for r in await self.c.list_keys()]
+        async def run(req: Any, ctx: grpc.ServicerContext) -> Any:
+            peer = tls.peer_common_name(ctx)
+            try:
+                caller = self.auth.authenticate(ctx.invocation_metadata(), peer)
+            except MpcError as exc:
+                await self._audit_call(method, req, {"peer": peer}, error=exc)
+                raise
+            logs.bind(caller=caller.subject, org=caller.org)
+            actor = _audit_actor(peer, caller)
+            reset = _CALLER.set(caller)
+            try:
+                result = await handler(req, ctx)
+            except MpcError as exc:
+                await self._audit_call(method, req, actor, error=exc)
+                raise
+            finally:
+                _CALLER.reset(reset)
+            await self._audit_call(method, req, actor, result=result)
+            return result
+
+        run.__name__ = getattr(handler, "__name__", "handler")
+        return run
+
+    async def _audit_call(
+        self,
+        method: str,
+        req: Any,
+        actor: dict[str, Any],
+        result: Any = None,
+        error: MpcError | None = None,
+    ) -> None:
+        """Record a key operation (`AUDITED_CALLS`) and its outcome, or any call refused
+        with UNAUTHENTICATED, PERMISSION_DENIED or NOT_FOUND (``access.denied``). Hashes and
+        public values only: a message is recorded as its SHA-256."""
+        action = AUDITED_CALLS.get(method)
+        if method == "GetKey" and not (req.path or req.tenant):
+            action = None  # reading a root key: no derivation
+        code = None if error is None else status_of(error)[0]
+        if code is not None and code in DENIED_CODES:
+            recorded, outcome = "access.denied", code.name
+        elif action is None:
+            return
+        else:
+            recorded, outcome = action, "ok" if code is None else code.name
+        details: dict[str, Any] = {"rpc": method, **_request_details(method, req)}
+        if recorded == "access.denied" and action is not None:
+            details["attempted"] = action
+        if result is not None:
+            details.update(_result_details(result))
+        key_id = str(getattr(req, "key_id", "") or getattr(result, "key_id", "") or "")
+        tenant = str(getattr(req, "tenant", "") or getattr(req, "owner_tenant", "") or "")
+        await self.c.record(
+            recorded,
+            actor=actor,
+            outcome=outcome,
+            key_id=key_id[:256] or None,
+            org=actor.get("org"),
+            tenant=tenant[:256] or None,
+            details=details,
         )
 
-    async def sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def _owned_record(self, key_id: str) -> tuple[Any, KeyOwner]:
+        record = await self.c.get_record(key_id)
+        return record, owner_of(record)
+
+    async def create_key(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        self.limiter.check_create_key(_client_id(caller))  # before any other work
+        check_create_key_request(str(req.scheme))
+        owner = authorize_create(caller, str(req.owner_tenant))
+        scheme = req.scheme or "ed25519"
+        return await self.c.create_key(scheme, req.threshold or 3, req.parties or 5, owner)
+
+    async def get_key(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        resolve_path(req.path, req.tenant)  # malformed requests fail before any node is asked
+        _, owner = await self._owned_record(req.key_id)
+        tenant, path = authorize_use(
+            caller, owner, req.tenant, req.path, "read", key_id=str(req.key_id)
+        )
+        return await self.c.child_key(req.key_id, path, tenant)
+
+    async def list_keys(self, _req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        shown = []
+        for record in await self.c.list_keys():
+            view = list_view(caller, owner_of(record))
+            if view is None:
+                continue
+            if view == "":
+                shown.append(key_info(record, name_of=self.c.name_of))
+            else:  # a tenant sees an org root key only as its own tenant child
+                child = derive_child(package_of(record), resolve_path("", view))
+                shown.append(key_info(record, child, view, name_of=self.c.name_of))
+        return coordinator_pb2.ListKeysResponse(keys=shown)
+
+    async def sign(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        # Rate limits and sizes before anything else: a refused call contacts no node and
+        # takes no presignature. The key's bucket is charged only once the caller may sign
+        # with the key (nobody drains the bucket of a key they cannot use).
+        self.limiter.check_sign_client(_client_id(caller))
+        check_sign_request(
+            self.limiter.limits,
+            str(req.key_id),
+            bytes(req.message),
+            bytes(req.digest),
+            str(req.path),
+        )
+        resolve_path(req.path, req.tenant)
+        _, owner = await self._owned_record(req.key_id)
+        tenant, path = authorize_use(
+            caller, owner, req.tenant, req.path, "sign", key_id=str(req.key_id)
+        )
+        self.limiter.check_sign_key(str(req.key_id))
         outcome = await self.c.sign_request(
-            req.key_id, bytes(req.message), bytes(req.digest), req.path, req.tenant
+            req.key_id, bytes(req.message), bytes(req.digest), path, tenant
         )
         record = outcome.record
         response = coordinator_pb2.SignResponse(
@@ -1533,17 +1948,48 @@ class CoordinatorApi:
             response.digest = outcome.digest
         return response
 
-    async def start_aux_info(self, _req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def start_aux_info(self, _req: Any, ctx: grpc.ServicerContext) -> Any:
+        authorize_org_admin(self.principal(ctx))
         return self.c.start_aux_info().to_proto()
 
-    async def get_operation(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def get_operation(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        authorize_org_admin(self.principal(ctx))
         return self.c.operation(req.operation_id).to_proto()
 
-    async def presign_status(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def presign_status(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        _, owner = await self._owned_record(req.key_id)
+        authorize_admin(caller, owner, key_id=str(req.key_id))
         return await self.c.presign_status(req.key_id)
 
-    async def reshare(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def reshare(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        _, owner = await self._owned_record(req.key_id)
+        authorize_admin(caller, owner, key_id=str(req.key_id))
         return await self.c.reshare(req.key_id, list(req.parties), int(req.threshold))
+
+    async def delete_key(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        caller = self.principal(ctx)
+        key_id = str(req.key_id)
+        check_key_id(key_id)
+        if key_id in self.c._deleted:  # a retry: the record may be gone from every node
+            authorize_org_admin(caller)
+        else:
+            _, owner = await self._owned_record(key_id)
+            authorize_admin(caller, owner, key_id=key_id)
+        return await self.c.delete_key(key_id)
+
+    async def delete_tenant(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        """Every key of the caller's org's tenant `tenant` (its storage tenant on the nodes)."""
+        org = authorize_org_admin(self.principal(ctx))
+        tenant = str(req.tenant)
+        if not tenant:
+            raise InvalidInput("tenant is required")
+        return await self.c.delete_tenant(store_tenant_of_owner(org, tenant))
+
+    async def rotate_node_keks(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        authorize_org_admin(self.principal(ctx))
+        return await self.c.rotate_keks([str(n) for n in req.nodes])
 
     def handlers(self, token: trio.lowlevel.TrioToken) -> grpc.GenericRpcHandler:
         pb = coordinator_pb2
@@ -1560,8 +2006,83 @@ class CoordinatorApi:
                 pb.PresignStatusResponse,
             ),
             "Reshare": (self.reshare, pb.ReshareRequest, pb.KeyInfo),
+            "DeleteKey": (self.delete_key, pb.DeleteKeyRequest, pb.DeleteResponse),
+            "DeleteTenant": (self.delete_tenant, pb.DeleteTenantRequest, pb.DeleteResponse),
+            "RotateNodeKeks": (
+                self.rotate_node_keks,
+                pb.RotateNodeKeksRequest,
+                pb.RotateNodeKeksResponse,
+            ),
         }
-        return generic_service("mpc.v1.Coordinator", token, methods, metrics=self.c.metrics)
+        # Every method, whoever adds it, first authenticates its caller.
+        guarded = {
+            name: (self.authenticated(handler, name), req_cls, resp_cls)
+            for name, (handler, req_cls, resp_cls) in methods.items()
+        }
+        return generic_service("mpc.v1.Coordinator", token, guarded, metrics=self.c.metrics)
+
+
+AUDITED_CALLS = {
+    "CreateKey": "key.create",
+    "Sign": "key.sign",
+    "GetKey": "key.derive",  # only with a path or tenant
+    "Reshare": "key.reshare",
+    "DeleteKey": "key.delete",
+    "DeleteTenant": "tenant.delete",
+    "RotateNodeKeks": "kek.rotate",
+}
+"""Public API calls the coordinator's audit trail records (success and failure)."""
+DENIED_CODES = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
+)
+"""Failures of any call recorded as ``access.denied``."""
+
+
+def _audit_actor(peer: str | None, caller: Principal) -> dict[str, Any]:
+    return {
+        "peer": peer,
+        "subject": caller.subject[:256],
+        "org": caller.org[:256],
+        "tenant": caller.tenant[:256] if caller.tenant is not None else None,
+        "roles": sorted(caller.roles)[:16],
+        "via": str(caller.via),
+    }
+
+
+def _request_details(method: str, req: Any) -> dict[str, Any]:
+    """What an audit entry keeps of a request: sizes, hashes, paths; never a message."""
+    out: dict[str, Any] = {}
+    if method == "Sign":
+        if req.message:
+            out["message_sha256"] = hashlib.sha256(bytes(req.message)).hexdigest()
+        if req.digest:
+            out["digest"] = bytes(req.digest).hex()[:128]
+    for name in ("path", "scheme", "threshold"):
+        value = getattr(req, name, None)
+        if value:
+            out[name] = value[:256] if isinstance(value, str) else value
+    if method in ("CreateKey", "Reshare") and getattr(req, "parties", None):
+        parties = req.parties
+        out["parties"] = int(parties) if isinstance(parties, int) else [int(p) for p in parties]
+    if method == "RotateNodeKeks":
+        out["nodes"] = [str(n)[:64] for n in req.nodes][:64]
+    return out
+
+
+def _result_details(result: Any) -> dict[str, Any]:
+    """Public facts of a successful key operation's reply (KeyInfo, SignResponse)."""
+    out: dict[str, Any] = {}
+    public_key = getattr(result, "public_key", b"")
+    if public_key:
+        out["public_key"] = bytes(public_key).hex()
+    for name in ("generation", "threshold"):
+        if getattr(result, name, 0):
+            out[f"result_{name}"] = int(getattr(result, name))
+    if getattr(result, "signers", None):
+        out["signers"] = list(result.signers)
+    if getattr(result, "holders", None):
+        out["holders"] = list(result.holders)
+    return out
 
 
 def tls_channel_factory(ca: Path, cert: Path, key: Path) -> Callable[[str], grpc.Channel]:
@@ -1577,21 +2098,40 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
     """Run the coordinator until cancelled."""
     logs.set_process("coordinator")
     config = CoordinatorConfig.load(config_path)
+    if config.auth is None:
+        raise InvalidInput(
+            f"coordinator config {config_path} has no 'auth': every call needs a principal; "
+            'configure a JWKS (jwks_file, issuer, audience) and/or "mtls_principals"'
+        )
+    authenticator = Authenticator(config.auth)
     roster = Roster.load(config.roster_file)
     coordinator = Coordinator(
         roster,
         config.nodes,
         tls_channel_factory(config.tls_ca, config.tls_cert, config.tls_key),
         presign_pool_target=config.presign_pool_target,
+        audit=open_audit_log(config),
     )
-    api = CoordinatorApi(coordinator).handlers(trio.lowlevel.current_trio_token())
+    if coordinator.audit is None:
+        log.warning("no audit_dir/audit_key_file configured: this coordinator keeps no audit log")
+    limiter = RateLimiter(config.limits)
+    api = CoordinatorApi(coordinator, authenticator, limiter).handlers(
+        trio.lowlevel.current_trio_token()
+    )
     creds = tls.server_credentials(str(config.tls_ca), str(config.tls_cert), str(config.tls_key))
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(coordinator.run_background)
             with (
                 metrics_endpoint(config.metrics_listen, coordinator.metrics),
-                running_server(config.listen, config.health_listen, api, creds, max_workers=64),
+                running_server(
+                    config.listen,
+                    config.health_listen,
+                    api,
+                    creds,
+                    max_workers=64,
+                    max_receive_bytes=config.limits.max_message_bytes,
+                ),
             ):
                 log.info("coordinator serving on %s for %d nodes", config.listen, len(config.nodes))
                 task_status.started(coordinator)

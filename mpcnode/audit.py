@@ -18,7 +18,9 @@ Every node and the coordinator keep one `AuditLog` in their data directory:
     ``details``  small dict (message digest hex, path, signer parties, ...)
     ``prev``     hex ``hash`` of the previous entry; entry 0 has ``genesis_hash(log_id)``
     ``hash``     hex SHA-256 of ``encode_fields([ENTRY_TAG, canonical JSON of every other
-                 field])``
+                 field except sig])``
+    ``sig``      hex Ed25519 signature by the log's signer over
+                 ``encode_fields([ENTRY_SIG_TAG, log_id, hash as 32 raw bytes])``
 
     Canonical JSON was chosen over ``encode_fields`` of each field because entries hold
     nested dicts; it is unambiguous here because values are restricted to null, bool,
@@ -36,10 +38,13 @@ Every node and the coordinator keep one `AuditLog` in their data directory:
 
 The hash chain makes an edited, removed or reordered entry visible; the signed head fixes
 where the log ends, so removing entries from the end (or appending forged ones) is visible
-too, and a log cannot be rewritten wholesale without the signer's key. `verify_log` checks
-a log end to end and names the first bad entry; `AuditLog` refuses to open a log that does
-not verify (except for the one state a crash can leave: exactly one entry past the head,
-whose head it signs again).
+too, and a log cannot be rewritten wholesale without the signer's key. The per-entry
+signature makes every entry the signer's own: someone who can write the file but has no key
+cannot append a correctly chained forged entry and have it taken for the one entry a crash
+leaves past the head. `verify_log` checks a log end to end (every entry's signature
+included) and names the first bad entry; `AuditLog` refuses to open a log that does not
+verify (except for the one state a crash can leave: exactly one entry past the head, with a
+valid signature of its own, over which it signs the head again).
 
 No gRPC and no trio here: `AuditLog.append` blocks (it fsyncs twice), so call it from a
 worker thread in async code; it is thread-safe.
@@ -80,6 +85,7 @@ __all__ = [
     "VerifyReport",
     "canonical_json",
     "entry_hash",
+    "entry_message",
     "genesis_hash",
     "head_message",
     "signer_public_key",
@@ -94,6 +100,7 @@ HEAD_NAME = "audit.head.json"
 ENTRY_TAG = b"mpc.v1.audit-entry"
 GENESIS_TAG = b"mpc.v1.audit-genesis"
 HEAD_TAG = b"mpc.v1.audit-head"
+ENTRY_SIG_TAG = b"mpc.v1.audit-entry-sig"
 
 ACTIONS = (
     "key.create",
@@ -121,6 +128,7 @@ ENTRY_FIELDS = frozenset(
         "details",
         "prev",
         "hash",
+        "sig",
     }
 )
 HEAD_FIELDS = frozenset(
@@ -167,9 +175,15 @@ def genesis_hash(log_id: str) -> str:
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    """Hex SHA-256 over the canonical JSON of every field of `entry` except ``hash``."""
-    body = {k: v for k, v in entry.items() if k != "hash"}
+    """Hex SHA-256 over the canonical JSON of every field of `entry` except ``hash`` and
+    ``sig``."""
+    body = {k: v for k, v in entry.items() if k not in ("hash", "sig")}
     return hashlib.sha256(encode_fields([ENTRY_TAG, canonical_json(body)])).hexdigest()
+
+
+def entry_message(log_id: str, hash_hex: str) -> bytes:
+    """The bytes an entry's ``sig`` covers: its hash, domain-separated and bound to the log."""
+    return encode_fields([ENTRY_SIG_TAG, log_id.encode(), bytes.fromhex(hash_hex)])
 
 
 def head_message(log_id: str, seq: int, hash_hex: str, count: int, ts: str, signer: str) -> bytes:
@@ -289,6 +303,10 @@ class AuditSigner:
         signature: bytes = self._key.sign(message).signature
         return signature
 
+    def secret_file_bytes(self) -> bytes:
+        """The key file's content (SECRET: the signing seed), e.g. for a Kubernetes Secret."""
+        return self._file_bytes()
+
     def _file_bytes(self) -> bytes:
         doc = {
             "name": self.name,
@@ -368,7 +386,9 @@ class VerifyReport:
     changed), ``removed`` (an entry missing before the end), ``reordered`` (entries out of
     order), ``duplicated`` (an entry repeated), ``truncated`` (entries missing at the end,
     before the signed head), ``extended`` (entries after the signed head), ``bad head`` (a
-    head that is missing or malformed), ``bad head signature``. `seq` is the entry named
+    head that is missing or malformed), ``bad head signature``, ``bad entry signature`` (an
+    entry whose own signature does not verify: forged, or edited with its hash recomputed).
+    `seq` is the entry named
     (the first missing one for ``removed``/``truncated``), `line` its 1-based line in the
     log (where it should be, for a missing one).
     """
@@ -435,6 +455,8 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     for name in ("prev", "hash"):
         if not isinstance(obj[name], str) or not _HEX_HASH_RE.fullmatch(obj[name]):
             return None, f"{name} is not 64 lowercase hex digits"
+    if not isinstance(obj["sig"], str) or not _HEX_SIG_RE.fullmatch(obj["sig"]):
+        return None, "sig is not 128 lowercase hex digits"
     for name in ("ts", "log_id", "action", "outcome"):
         if not isinstance(obj[name], str):
             return None, f"{name} is not a string"
@@ -492,8 +514,9 @@ class _Scan:
     problem: VerifyReport | None
 
 
-def _scan(path: Path, log_id: str, mark: int | None = None) -> _Scan:
-    """Check every line of the log in order; stop at the first problem."""
+def _scan(path: Path, log_id: str, key: bytes, mark: int | None = None) -> _Scan:
+    """Check every line of the log in order (each entry's signature under `key`); stop at
+    the first problem."""
     prev_hash = genesis_hash(log_id)
     hash_at_mark: str | None = None
     index = 0
@@ -601,6 +624,17 @@ def _scan(path: Path, log_id: str, mark: int | None = None) -> _Scan:
                     number - 1,
                 )
             )
+        signed = entry_message(log_id, entry["hash"])
+        if not _signature_ok(key, signed, bytes.fromhex(entry["sig"])):
+            return stop(
+                _fail(
+                    "bad entry signature",
+                    f"{where} has a bad signature: it was forged, or edited with its hash "
+                    "recomputed (its signature does not verify under the log signer's key)",
+                    index,
+                    number,
+                )
+            )
         prev_hash = entry["hash"]
         if index == mark:
             hash_at_mark = prev_hash
@@ -637,7 +671,8 @@ None (the head's own key: checks integrity but not who signed)."""
 
 def _check_head(head: dict[str, Any], trusted: Trusted) -> VerifyReport | None:
     """None when the head signature verifies under the trusted key (or, with none given,
-    under the head's own key)."""
+    under the head's own key); the entries' signatures are checked under the same key (the
+    head's ``public_key`` once this passed)."""
     signer = head["signer"]
     if trusted is None:
         key = bytes.fromhex(head["public_key"])
@@ -760,7 +795,8 @@ def _verify(
     if problem is not None:
         return problem, None, head
     try:
-        scan = _scan(log_path, head["log_id"], mark=head["count"] - 1)
+        key = bytes.fromhex(head["public_key"])  # _check_head: the trusted key
+        scan = _scan(log_path, head["log_id"], key, mark=head["count"] - 1)
     except OSError as exc:
         raise InvalidInput(f"cannot read audit log {log_path}: {exc.strerror}") from None
     if scan.problem is not None:
@@ -803,7 +839,8 @@ class AuditLog:
 
     Opening verifies the existing log under the signer's key and refuses
     (`AuditIntegrityError`, naming the first bad entry) a log that does not verify; the
-    one state a crash can leave, one entry past the head, gets a new head and a warning.
+    one state a crash can leave, one entry past the head, gets a new head and a warning,
+    only if that entry's own signature verifies (a forged entry is refused, not signed over).
     """
 
     def __init__(
@@ -1008,6 +1045,7 @@ class AuditLog:
             entry = dict(fields, seq=self._next_seq, ts=_format_ts(self._clock()))
             entry["prev"] = self._last_hash
             entry["hash"] = entry_hash(entry)
+            entry["sig"] = self._signer.sign(entry_message(self.log_id, entry["hash"])).hex()
             line = canonical_json(entry) + b"\n"
             size = os.fstat(self._fd).st_size
             try:

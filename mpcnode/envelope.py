@@ -28,7 +28,14 @@ from mpcnode.crypto.encoding import decode_fields, encode_fields, encode_uint
 from mpcnode.crypto.group import GROUPS
 from mpcnode.errors import InvalidInput, InvalidSignature, ProtocolAborted
 from mpcnode.identity import NodeIdentity, Roster
-from mpcnode.protocols.base import BROADCAST, COORDINATOR, Incoming, Outgoing, execution_id
+from mpcnode.protocols.base import (
+    BROADCAST,
+    COORDINATOR,
+    Incoming,
+    Outgoing,
+    execution_id,
+    owner_binding,
+)
 from mpcnode.protocols.keys import PublicKeyPackage
 from protos.mpc.v1 import envelope_pb2
 
@@ -179,12 +186,18 @@ def describe(env: envelope_pb2.Envelope) -> str:
 
 
 def key_record(
-    key_id: str, public: PublicKeyPackage, confirmations: bytes
+    key_id: str,
+    public: PublicKeyPackage,
+    confirmations: bytes,
+    org: str = "",
+    tenant: str = "",
 ) -> envelope_pb2.KeyRecord:
     """The KeyRecord of a stored generation (`confirmations`: the stored field-encoded list of
-    serialized confirmation envelopes)."""
+    serialized confirmation envelopes; `org`, `tenant`: the owner the node stored with it)."""
     return envelope_pb2.KeyRecord(
         key_id=key_id,
+        org=org,
+        tenant=tenant,
         scheme=public.scheme,
         threshold=public.threshold,
         parties=list(public.parties),
@@ -220,7 +233,8 @@ def verify_key_record(roster: Roster, record: envelope_pb2.KeyRecord) -> PublicK
 
     Each confirmation is a broadcast envelope of one key session (a DKG or a reshare) signed by
     a holder, whose payload is `package.confirmation_digest(eid)` with
-    eid = execution_id(protocol, session id, key id, parties, threshold). All come from one
+    eid = execution_id(protocol, session id, key id, parties, threshold,
+    owner_binding(org, tenant)) — so the record's owner is certified too. All come from one
     session, and together from exactly the holders.
     """
     package = package_of(record)
@@ -228,10 +242,16 @@ def verify_key_record(roster: Roster, record: envelope_pb2.KeyRecord) -> PublicK
     sessions = {(bytes(env.session_id), env.protocol) for env in record.confirmations}
     if len(sessions) > 1:
         raise ProtocolAborted("key record confirmations come from different sessions")
+    owner = owner_binding(str(record.org), str(record.tenant))
     for env in record.confirmations:
         verify_envelope(roster, env)
         eid = execution_id(
-            env.protocol, bytes(env.session_id), record.key_id, package.parties, package.threshold
+            env.protocol,
+            bytes(env.session_id),
+            record.key_id,
+            package.parties,
+            package.threshold,
+            owner,
         )
         if env.recipient != BROADCAST or bytes(env.payload) != package.confirmation_digest(eid):
             raise ProtocolAborted("key record confirmation does not match", [env.sender])

@@ -40,7 +40,9 @@ from mpcnode.errors import (
     PreconditionFailed,
     ProtocolAborted,
     QuorumUnavailable,
+    ResourceExhausted,
     SessionUnknown,
+    Unauthenticated,
 )
 from mpcnode.prime_pool import PrimePoolExhausted
 
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 CULPRITS_METADATA = "mpc-culprits"
 """Trailing metadata key listing culprit party indices of an ABORTED call, comma-separated."""
+RETRY_AFTER_METADATA = "retry-after"
+"""Trailing metadata of a rate-limited (RESOURCE_EXHAUSTED) call: whole seconds to wait."""
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -91,6 +95,10 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, PermissionDenied):
         return grpc.StatusCode.PERMISSION_DENIED, str(exc)
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, ResourceExhausted):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, (ProtocolAborted, InvalidSignature)):
         return grpc.StatusCode.ABORTED, str(exc)
     if isinstance(exc, trio.TooSlowError):
@@ -103,6 +111,24 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Handler = Callable[[Any, grpc.ServicerContext], Awaitable[Any]]
+ErrorHook = Callable[[str, grpc.StatusCode, Any, grpc.ServicerContext], None]
+"""Told (method, status code, request, context) of every refused or failed call, in the
+gRPC worker thread before the call aborts (may block briefly: the audit log fsyncs)."""
+
+
+def _tell(
+    on_error: ErrorHook | None,
+    method: str,
+    code: grpc.StatusCode,
+    request: Any,
+    context: grpc.ServicerContext,
+) -> None:
+    if on_error is None:
+        return
+    try:
+        on_error(method, code, request, context)
+    except Exception:  # a failing hook never changes the caller's answer
+        log.exception("error hook of %s failed", method)
 
 
 def trio_handler(
@@ -110,11 +136,13 @@ def trio_handler(
     handler: Handler,
     check_peer: Callable[[grpc.ServicerContext], None] | None = None,
     method: str = "",
+    on_error: ErrorHook | None = None,
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     """Wrap an async trio handler as a synchronous grpcio handler.
 
     Each call runs in its own trio task with a copy of the log context: `method` (the RPC
     name) labels its lines as `rpc`, and whatever the handler `logs.bind`s stays with the call.
+    `on_error` hears of every call refused by `check_peer` or failed by the handler.
     """
 
     def shim(request: Any, context: grpc.ServicerContext) -> Any:
@@ -123,6 +151,7 @@ def trio_handler(
                 check_peer(context)
             except MpcError as exc:
                 code, message = status_of(exc)
+                _tell(on_error, method, code, request, context)
                 context.abort(code, message)
 
         scope_box: list[trio.CancelScope] = []
@@ -158,9 +187,16 @@ def trio_handler(
             context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
         if error is not None:
             code, message = status_of(error)
+            _tell(on_error, method, code, request, context)
             if isinstance(error, ProtocolAborted) and error.culprits:
                 context.set_trailing_metadata(
                     ((CULPRITS_METADATA, ",".join(str(c) for c in error.culprits)),)
+                )
+            retry_after = getattr(error, "retry_after", None)
+            if isinstance(error, ResourceExhausted) and isinstance(retry_after, int | float):
+                # Whole seconds, rounded up (as HTTP's Retry-After): never retry too early.
+                context.set_trailing_metadata(
+                    ((RETRY_AFTER_METADATA, str(max(1, math.ceil(retry_after)))),)
                 )
             context.abort(code, message)
         return result
@@ -201,11 +237,13 @@ def generic_service(
     methods: Mapping[str, tuple[Handler, Any, Any]],
     check_peer: Callable[[grpc.ServicerContext], None] | None = None,
     metrics: Metrics | None = None,
+    on_error: ErrorHook | None = None,
 ) -> grpc.GenericRpcHandler:
     """A unary-unary service whose methods are trio handlers.
 
     `methods` maps method name -> (handler, request message class, response message class).
-    With `metrics`, every call's duration and status code are recorded there.
+    With `metrics`, every call's duration and status code are recorded there; `on_error`
+    hears of every refused or failed call (see `ErrorHook`).
     """
 
     def wrap(
@@ -215,7 +253,7 @@ def generic_service(
 
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            wrap(name, trio_handler(token, handler, check_peer, method=name)),
+            wrap(name, trio_handler(token, handler, check_peer, method=name, on_error=on_error)),
             request_deserializer=req_cls.FromString,
             response_serializer=resp_cls.SerializeToString,
         )
@@ -289,12 +327,18 @@ def running_server(
     handler: grpc.GenericRpcHandler,
     credentials: grpc.ServerCredentials,
     max_workers: int,
+    max_receive_bytes: int = MAX_MESSAGE_BYTES,
 ) -> Iterator[None]:
-    """An mTLS API server plus its plaintext health server, SERVING while the block runs."""
+    """An mTLS API server plus its plaintext health server, SERVING while the block runs.
+
+    `max_receive_bytes` caps a request (larger ones fail with RESOURCE_EXHAUSTED in gRPC).
+    """
     health_server, health_servicer = start_health_server(health_listen)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers), options=SERVER_OPTIONS
-    )
+    options = [
+        (name, max_receive_bytes if name == "grpc.max_receive_message_length" else value)
+        for name, value in SERVER_OPTIONS
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
     server.add_generic_rpc_handlers((handler,))
     if server.add_secure_port(listen, credentials) == 0:
         health_server.stop(grace=None)

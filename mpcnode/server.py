@@ -20,6 +20,8 @@ signature is computed, so it is never used for two different requests.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +35,7 @@ import grpc
 import trio
 
 from mpcnode import logs, tls
+from mpcnode.audit import AuditLog
 from mpcnode.crypto import hd
 from mpcnode.crypto.encoding import encode_fields
 from mpcnode.crypto.primes import prime_digest
@@ -45,6 +48,7 @@ from mpcnode.errors import (
     PermissionDenied,
     PreconditionFailed,
     ProtocolAborted,
+    ResourceExhausted,
     SessionUnknown,
 )
 from mpcnode.identity import NodeIdentity, Roster
@@ -56,6 +60,7 @@ from mpcnode.protocols.base import (
     Outgoing,
     Session,
     execution_id,
+    owner_binding,
     session_message,
 )
 from mpcnode.protocols.cggmp import sign as cggmp_sign
@@ -67,7 +72,14 @@ from mpcnode.protocols.frost.sign import FrostSignSession
 from mpcnode.protocols.keys import KEY_PROTOCOLS, KeyShare, PublicKeyPackage
 from mpcnode.protocols.reshare import ReshareSession, reshare_execution_id
 from mpcnode.rpc import generic_service, run_process, running_server
-from mpcnode.storage import KeyStore, PresignatureUsed, load_kek, write_file_atomic
+from mpcnode.storage import (
+    KeyStore,
+    PresignatureUsed,
+    load_kek,
+    owner_of_store_tenant,
+    store_tenant_of_owner,
+    write_file_atomic,
+)
 from mpcnode.workers import run_receive, run_start, terminate_proof_workers
 from protos.mpc.v1 import envelope_pb2, node_pb2
 
@@ -81,7 +93,16 @@ SESSION_IDLE_SECONDS = 180.0
 """A session no Step has reached for this long is dropped: its coordinator gave up on it or
 died (the coordinator waits at most 60 s for a round, and aborts what it abandons)."""
 SESSION_SWEEP_SECONDS = 30.0
-MAX_SESSIONS = 1024
+DEFAULT_MAX_SESSIONS = 128
+"""Live sessions a node runs at once unless its config says `max_sessions`. A coordinator
+drives at most one session per node for each public call it is serving (64 handler threads),
+two background presign refills and one aux-info; the rest is room for sessions a crashed
+coordinator left behind until they go idle (SESSION_IDLE_SECONDS)."""
+MAX_SESSIONS_LIMIT = 100_000
+"""The largest `max_sessions` a config may set."""
+MAX_STEP_ENVELOPES_PER_PARTY = 4
+"""A Step carries at most this many envelopes per session party (the protocols send at most
+a broadcast and one direct message per peer and round)."""
 MAX_MESSAGE_BYTES = 1024 * 1024
 DIGEST_BYTES = 32
 SCHEMES = ("ed25519", "secp256k1")
@@ -89,9 +110,36 @@ SCHEMES = ("ed25519", "secp256k1")
 AUX_INFO_PRIMES = 4
 """Safe primes one aux-info run takes from the pool: p, q (Paillier) and p̂, q̂ (ring-Pedersen)."""
 OFFLOADED_PROTOCOLS = frozenset({"cggmp-aux-info", "cggmp-presign", "cggmp-sign-digest"})
+AUDITED_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+"""Refusals the node records in its audit log as ``access.denied``."""
+AUDIT_DIR = "audit"
+"""The node's audit trail: data_dir/audit/audit.log and audit.head.json (see mpcnode.audit)."""
 """Protocols whose rounds run in the worker processes."""
 TEST_PRIMES_USED_FILE = "test-primes-used"
 """In the data directory: digests of test primes already put in the pool (never added twice)."""
+
+
+MAX_OWNER_NAME = 256
+"""Upper bound of an owner org or tenant name (characters)."""
+
+
+def check_owner(req: Any) -> tuple[str, str]:
+    """A key session's owner (StartRequest.owner_org/owner_tenant): an org (or nothing, for no
+    owner) and a tenant of it ("" = the org root)."""
+    org, tenant = str(req.owner_org), str(req.owner_tenant)
+    if tenant and not org:
+        raise InvalidInput("an owner tenant needs an owner org")
+    for value in (org, tenant):
+        if len(value) > MAX_OWNER_NAME or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise InvalidInput("owner names must be at most 256 characters, no control characters")
+    return org, tenant
 
 
 def check_tenant(tenant: str, path: Sequence[int]) -> str:
@@ -112,6 +160,15 @@ def path_tweak(public: PublicKeyPackage, path: tuple[int, ...]) -> int:
     return hd.derive(public.scheme, public.public_key, public.chain_code, path).tweak
 
 
+def _max_sessions(value: Any) -> int:
+    """A config's `max_sessions`: an integer from 1 to MAX_SESSIONS_LIMIT (ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("max_sessions must be an integer")
+    if not 1 <= value <= MAX_SESSIONS_LIMIT:
+        raise ValueError(f"max_sessions must be between 1 and {MAX_SESSIONS_LIMIT}")
+    return value
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     name: str
@@ -125,6 +182,9 @@ class NodeConfig:
     tls_cert: Path
     tls_key: Path
     kek_file: Path | None = None
+    kek_next_file: Path | None = None
+    """The KEK a RotateKek call rewraps every data key under (read at the call). At startup
+    the node opens its store with whichever of kek_file / kek_next_file matches it."""
     allowed_clients: tuple[str, ...] = ("coordinator",)
     prime_pool_target: int = 4
     """Safe primes kept ready for CGGMP aux-info (four per aux-info run)."""
@@ -138,6 +198,8 @@ class NodeConfig:
     secret_files_group_readable: bool = False
     """Accept identity and KEK files that the group may read (never write): true only for
     Kubernetes Secret mounts, where kubelet grants the pod's fsGroup read access."""
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    """Live protocol sessions this node runs at once; a Start beyond is RESOURCE_EXHAUSTED."""
 
     @classmethod
     def load(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
@@ -183,6 +245,7 @@ class NodeConfig:
                 tls_cert=Path(raw["tls"]["cert"]),
                 tls_key=Path(raw["tls"]["key"]),
                 kek_file=Path(raw["kek_file"]) if raw.get("kek_file") else None,
+                kek_next_file=Path(raw["kek_next_file"]) if raw.get("kek_next_file") else None,
                 allowed_clients=tuple(raw.get("allowed_clients", ["coordinator"])),
                 prime_pool_target=int(raw.get("prime_pool_target", 4)),
                 allow_test_primes=allow_test_primes,
@@ -191,6 +254,7 @@ class NodeConfig:
                 ),
                 metrics_listen=str(raw["metrics_listen"]) if raw.get("metrics_listen") else None,
                 secret_files_group_readable=group_readable,
+                max_sessions=_max_sessions(raw.get("max_sessions", DEFAULT_MAX_SESSIONS)),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"bad node config {path}: {exc.__class__.__name__} {exc}") from exc
@@ -213,6 +277,10 @@ class LiveSession:
     generation: int = 0
     tenant: str = ""
     """The tenant the request named (checked against its path; a log label)."""
+    owner: tuple[str, str] = ("", "")
+    """Key sessions: the key's owner (org, tenant), bound into the eid and stored with it."""
+    audit_details: dict[str, Any] | None = None
+    """Signing sessions: what the audit entry of the share records (hashes, path, signers)."""
     lock: trio.Lock = field(default_factory=trio.Lock)
     """Held for the whole of a Start or Step: one round of a session at a time."""
 
@@ -248,6 +316,14 @@ class NodeService:
     reshare_factory: SessionFactory = ReshareSession
     metrics: NodeMetrics = field(default_factory=NodeMetrics, repr=False)
     """This service's Prometheus instruments (its own registry)."""
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    """Live sessions at once; a Start beyond is refused (RESOURCE_EXHAUSTED) before any work."""
+    kek_next_file: Path | None = None
+    """Where RotateKek reads the new KEK (NodeConfig.kek_next_file); None: rotation refused."""
+    kek_group_readable: bool = False
+    """The KEK files may be group-readable (Kubernetes Secret mounts; see NodeConfig)."""
+    audit: AuditLog | None = None
+    """This node's audit trail (`build_service` opens it in data_dir/audit); None: not kept."""
     _aux_cache: dict[tuple[int, ...], tuple[bytes, AuxInfo]] = field(
         default_factory=dict, repr=False
     )
@@ -270,6 +346,143 @@ class NodeService:
     def pool(self) -> PrimePool:
         assert self.prime_pool is not None  # set in __post_init__
         return self.prime_pool
+
+    # -- audit trail -------------------------------------------------------------------------
+
+    @staticmethod
+    def _actor(ctx: grpc.ServicerContext | None) -> dict[str, Any]:
+        """Who called: the TLS common name of the caller's verified certificate."""
+        try:
+            peer = tls.peer_common_name(ctx) if ctx is not None else None
+        except Exception:  # a test's fake context
+            peer = None
+        return {"peer": peer}
+
+    async def _audit(
+        self,
+        ctx: grpc.ServicerContext | None,
+        action: str,
+        *,
+        required: bool = False,
+        outcome: str = "ok",
+        **fields: Any,
+    ) -> None:
+        """Append one entry to this node's audit log, in a worker thread (it fsyncs).
+
+        `required` entries fail the call when they cannot be written (a signature share never
+        leaves unrecorded); the others, recorded after their effect, only log the failure.
+        """
+        if self.audit is None:
+            return
+        append = functools.partial(
+            self.audit.append, action, actor=self._actor(ctx), outcome=outcome, **fields
+        )
+        try:
+            await trio.to_thread.run_sync(append)
+        except Exception as exc:
+            if required:
+                raise InternalBug(f"cannot write the audit log: {exc}") from exc
+            log.error("cannot write audit entry %s: %s", action, exc)
+
+    def _owner_fields(self, key_id: str) -> dict[str, Any]:
+        owner = self._stored_owner(key_id)
+        org, tenant = owner if owner is not None else ("", "")
+        return {"org": org or None, "tenant": tenant or None}
+
+    def _package_details(self, key_id: str) -> dict[str, Any]:
+        """Public facts of this node's active generation of the key (none if it has none)."""
+        package = self._stored_package(key_id)
+        if package is None:
+            return {}
+        return {
+            "scheme": package.scheme,
+            "generation": package.generation,
+            "parties": list(package.parties),
+            "threshold": package.threshold,
+            "public_key": package.public_key.encode().hex(),
+        }
+
+    @staticmethod
+    def _sign_details(req: Any, parties: tuple[int, ...]) -> dict[str, Any] | None:
+        """What a signing session's audit entry records: hashes only, never the message."""
+        protocol = str(req.protocol)
+        if protocol not in ("frost-sign", "cggmp-sign-digest"):
+            return None
+        details: dict[str, Any] = {
+            "protocol": protocol,
+            "session_id": bytes(req.session_id).hex(),
+            "signers": list(parties),
+            "path": [int(i) for i in req.path],
+        }
+        message = bytes(req.message)
+        if protocol == "frost-sign":
+            details["message_sha256"] = hashlib.sha256(message).hexdigest()
+        else:
+            details["digest"] = message.hex()  # the caller's 32-byte digest (itself a hash)
+        return details
+
+    async def _audit_session_end(self, ctx: grpc.ServicerContext, live: LiveSession) -> None:
+        """The audit entry of a session that just finished here (key made or reshared, or a
+        signature share produced: that one before the share leaves)."""
+        if live.protocol in ("frost-sign", "cggmp-sign-digest"):
+            await self._audit(
+                ctx,
+                "key.sign",
+                required=True,
+                key_id=live.key_id,
+                tenant=live.tenant or None,
+                details=live.audit_details,
+            )
+        elif live.protocol == "frost-dkg":
+            await self._audit(
+                ctx,
+                "key.create",
+                key_id=live.key_id,
+                org=live.owner[0] or None,
+                tenant=live.owner[1] or None,
+                details=self._package_details(live.key_id),
+            )
+        elif live.protocol == "reshare":
+            retired = live.session.output is None
+            details: dict[str, Any] = {
+                "generation": live.generation,
+                "effect": "retired" if retired else "activated",
+            }
+            if not retired:
+                details.update(self._package_details(live.key_id))
+            await self._audit(
+                ctx,
+                "key.reshare",
+                key_id=live.key_id,
+                org=live.owner[0] or None,
+                tenant=live.owner[1] or None,
+                details=details,
+            )
+
+    def audit_refusal(
+        self, method: str, code: grpc.StatusCode, request: Any, context: grpc.ServicerContext
+    ) -> None:
+        """`rpc.ErrorHook`: record a refused call (a caller that is not the coordinator, or a
+        request the handler refused) as ``access.denied``. Runs in the gRPC worker thread."""
+        if self.audit is None or code not in AUDITED_REFUSALS:
+            return
+
+        def short(name: str) -> str | None:
+            value = getattr(request, name, None)
+            return value[:128] if isinstance(value, str) and value else None
+
+        key_id = short("key_id")
+        record = getattr(request, "record", None)  # CertifyGeneration
+        if key_id is None and record is not None:
+            key_id = str(record.key_id)[:128] or None
+        self.audit.append(
+            "access.denied",
+            actor=self._actor(context),
+            outcome=code.name,
+            key_id=key_id,
+            tenant=short("tenant"),
+            details={"rpc": method, "code": code.name},
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -431,6 +644,8 @@ class NodeService:
         if protocol == "cggmp-aux-info":
             return LiveSession(protocol, self._new_aux_info(sid, key_id, parties), "", parties, now)
         self._check_key_id(key_id)
+        if self.store.is_deleted(key_id):
+            raise KeyNotFound(f"key {key_id!r} was deleted on this node")
         if protocol == "reshare":
             return self._new_reshare(req, sid, key_id, parties)
         if protocol == "frost-dkg":
@@ -441,11 +656,12 @@ class NodeService:
             threshold = int(req.threshold)
             if not 2 <= threshold <= len(parties):
                 raise InvalidInput("threshold must be between 2 and the number of parties")
-            eid = execution_id(protocol, sid, key_id, parties, threshold)
+            owner = check_owner(req)
+            eid = execution_id(protocol, sid, key_id, parties, threshold, owner_binding(*owner))
             session = self.dkg_factory(
                 party=self.party, parties=parties, threshold=threshold, eid=eid, scheme=req.scheme
             )
-            return LiveSession(protocol, session, key_id, parties, now)
+            return LiveSession(protocol, session, key_id, parties, now, owner=owner)
         if protocol == "frost-sign":
             message = bytes(req.message)
             if len(message) > MAX_MESSAGE_BYTES:
@@ -499,6 +715,11 @@ class NodeService:
         stored = self.store.get_active(key_id)
         return None if stored is None else PublicKeyPackage.decode(stored.public)
 
+    def _stored_owner(self, key_id: str) -> tuple[str, str] | None:
+        """The owner (org, tenant) this node stored with its active generation of the key."""
+        stored = self.store.get_active(key_id)
+        return None if stored is None else owner_of_store_tenant(stored.tenant)
+
     def _new_reshare(
         self, req: Any, sid: bytes, key_id: str, parties: tuple[int, ...]
     ) -> LiveSession:
@@ -518,6 +739,7 @@ class NodeService:
         new_threshold = int(req.threshold)
         if not 2 <= new_threshold <= len(new_parties):
             raise InvalidInput("new threshold must be between 2 and the number of new holders")
+        owner = check_owner(req)
         try:
             old_public = PublicKeyPackage.decode(bytes(req.old_public))
         except InvalidInput as exc:
@@ -544,6 +766,9 @@ class NodeService:
                     f"this node holds no share of generation {old_public.generation} to deal"
                 )
             old_share = KeyShare.decode(stored.secret())
+        if mine is not None and self._stored_owner(key_id) != owner:
+            # a reshare keeps the key's owner: no relay can hand the key to someone else
+            raise InvalidInput("the owner differs from this node's record of the key")
         for other_sid, other in list(self.sessions.items()):
             # One key session per key: a new reshare supersedes an unfinished one (its
             # coordinator gave up on it, e.g. after a restart, and sessions expire only later).
@@ -557,7 +782,10 @@ class NodeService:
         generation = old_public.generation + 1
         if self.party in new_parties:
             self._discard_stale_pending(key_id, generation)
-        eid = reshare_execution_id(sid, key_id, old_public, dealers, new_parties, new_threshold)
+        bound_owner = owner_binding(*owner)
+        eid = reshare_execution_id(
+            sid, key_id, old_public, dealers, new_parties, new_threshold, bound_owner
+        )
         session = self.reshare_factory(
             party=self.party,
             old_public=old_public,
@@ -567,10 +795,18 @@ class NodeService:
             eid=eid,
             old_share=old_share,
             # what a key record of the new generation is checked against (verify_key_record)
-            confirmation_eid=execution_id("reshare", sid, key_id, new_parties, new_threshold),
+            confirmation_eid=execution_id(
+                "reshare", sid, key_id, new_parties, new_threshold, bound_owner
+            ),
         )
         return LiveSession(
-            "reshare", session, key_id, parties, trio.current_time(), generation=generation
+            "reshare",
+            session,
+            key_id,
+            parties,
+            trio.current_time(),
+            generation=generation,
+            owner=owner,
         )
 
     def _discard_stale_pending(self, key_id: str, generation: int) -> None:
@@ -666,14 +902,20 @@ class NodeService:
         self._bind(session_id=sid, protocol=str(req.protocol), key_id=str(req.key_id))
         if sid in self.sessions:
             raise InvalidInput("session id already in use")
-        if len(self.sessions) >= MAX_SESSIONS:
-            raise InvalidInput("too many concurrent sessions")
+        if len(self.sessions) >= self.max_sessions:
+            # Before the id is claimed or anything computed: the caller may retry this very
+            # Start later, and no running session is touched.
+            log.warning("Start refused: %d sessions running (max_sessions)", len(self.sessions))
+            raise ResourceExhausted(
+                f"this node runs {self.max_sessions} sessions already; retry later"
+            )
         parties = self._check_parties(req.parties)
         tenant = check_tenant(str(req.tenant), req.path)
         self._bind(tenant=tenant)
         self.store.claim_session_id(sid)  # never two sessions under one id, restarts included
         live = self._new_session(req, sid, parties)
         live.tenant = tenant
+        live.audit_details = self._sign_details(req, live.parties)
         async with live.lock:
             # Registered before the first round runs, so a duplicate Start or an Abort sees it.
             self.sessions[sid] = live
@@ -695,13 +937,16 @@ class NodeService:
         )
         return node_pb2.StepResponse(envelopes=envelopes, done=live.session.done)
 
-    async def step(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def step(self, req: Any, ctx: grpc.ServicerContext) -> Any:
         sid = bytes(req.session_id)
         self._bind(session_id=sid)
         live = self.sessions.get(sid)
         if live is None:
             raise SessionUnknown("no such session on this node (finished, aborted or restarted)")
         self._bind(protocol=live.protocol, key_id=live.key_id, tenant=live.tenant)
+        if len(req.envelopes) > MAX_STEP_ENVELOPES_PER_PARTY * len(live.parties):
+            # Refused before any envelope is opened (a signature check and a decryption each).
+            raise InvalidInput(f"too many envelopes in one step ({len(req.envelopes)})")
         async with live.lock:
             self._still_live(sid, live)
             live.last_activity = trio.current_time()
@@ -732,6 +977,8 @@ class NodeService:
                     self._key_progress(live, req.envelopes, envelopes)
                 elif live.session.done:
                     self._store_output(sid, live)
+                if live.session.done:
+                    await self._audit_session_end(ctx, live)
             except BaseException as exc:
                 self._drop(sid, f"failed: {exc.__class__.__name__}", only=live, error=exc)
                 raise
@@ -772,16 +1019,19 @@ class NodeService:
                 pending.public.scheme,
                 pending.public.encode(),
                 pending.encode(),
+                tenant=store_tenant_of_owner(*live.owner),
             )
             live.stored_pending = True
             live.own_confirmation = next(e for e in sent if e.recipient == BROADCAST)
 
-    async def certify_generation(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def certify_generation(self, req: Any, ctx: grpc.ServicerContext) -> Any:
         """Act on a generation every holder confirmed (see node.proto): activate this node's
         pending share of it, or erase this node's older generations if it is not a holder."""
         record = req.record
         key_id = self._check_key_id(str(record.key_id))
         self._bind(key_id=key_id)
+        if self.store.is_deleted(key_id):
+            raise PreconditionFailed(f"key {key_id!r} was deleted on this node; refused")
         try:
             package = verify_key_record(self.roster, record)
         except MpcError as exc:
@@ -793,7 +1043,7 @@ class NodeService:
                 package.public_key,
                 package.chain_code,
             )
-            if not same_key:
+            if not same_key or self._stored_owner(key_id) != (record.org, record.tenant):
                 raise InvalidInput("the record is of another key")
             if mine.generation == package.generation:
                 if mine != package:
@@ -810,7 +1060,11 @@ class NodeService:
                 for s in self.store.pending_keys()
                 if s.key_id == key_id and s.generation == package.generation
             ]
-            if not pending or PublicKeyPackage.decode(pending[0].public) != package:
+            if (
+                not pending
+                or PublicKeyPackage.decode(pending[0].public) != package
+                or owner_of_store_tenant(pending[0].tenant) != (record.org, record.tenant)
+            ):
                 raise PreconditionFailed(
                     f"this node holds no pending share of generation {package.generation} of "
                     f"key {key_id!r}: it missed the reshare"
@@ -819,6 +1073,18 @@ class NodeService:
             blob = encode_fields([e.SerializeToString() for e in confirmations])
             self.store.activate(key_id, package.generation, blob)
             log.info("key %s active (generation %d, certified)", key_id, package.generation)
+            await self._audit(
+                ctx,
+                "key.create" if package.generation == 0 else "key.reshare",
+                key_id=key_id,
+                org=record.org or None,
+                tenant=record.tenant or None,
+                details={
+                    "via": "CertifyGeneration",
+                    "effect": "activated",
+                    **self._package_details(key_id),
+                },
+            )
             return node_pb2.CertifyGenerationResponse(outcome="activated")
         erased = self.store.retire(key_id, package.generation)
         if not erased:
@@ -829,14 +1095,100 @@ class NodeService:
             package.generation,
             erased,
         )
+        await self._audit(
+            ctx,
+            "key.reshare",
+            key_id=key_id,
+            org=record.org or None,
+            tenant=record.tenant or None,
+            details={
+                "via": "CertifyGeneration",
+                "effect": "retired",
+                "generation": package.generation,
+                "erased_generations": erased,
+            },
+        )
         return node_pb2.CertifyGenerationResponse(outcome="retired")
+
+    def _abort_key_sessions(self, key_ids: Sequence[str], why: str) -> None:
+        wanted = set(key_ids)
+        for sid, live in list(self.sessions.items()):
+            if live.key_id and live.key_id in wanted:
+                self._drop(sid, why, outcome="aborted")
+
+    async def delete_key(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        """Crypto-shred a key here (node.proto DeleteKey): its live sessions are aborted first."""
+        key_id = self._check_key_id(str(req.key_id))
+        self._bind(key_id=key_id)
+        self._abort_key_sessions([key_id], "key deleted")
+        owner = self._owner_fields(key_id)  # before the record is gone
+        generations, presignatures = self.store.delete_key(key_id)
+        await self._audit(
+            ctx,
+            "key.delete",
+            key_id=key_id,
+            **owner,
+            details={"generations": generations, "presignatures": presignatures},
+        )
+        log.warning(
+            "key %s deleted: %d generation(s), %d presignature(s) and its data key erased",
+            key_id,
+            generations,
+            presignatures,
+        )
+        return node_pb2.NodeDeleteKeyResponse(
+            outcome="deleted" if generations or presignatures else "absent",
+            generations=generations,
+            presignatures=presignatures,
+        )
+
+    async def delete_tenant(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        """Crypto-shred every key of a tenant here, and the tenant's data key."""
+        tenant = str(req.tenant)
+        if not tenant or len(tenant) > 2048:
+            raise InvalidInput("tenant must be 1-2048 characters")
+        self._bind(tenant=tenant)
+        key_ids = self.store.delete_tenant(tenant)
+        await self._audit(
+            ctx,
+            "tenant.delete",
+            tenant=tenant,
+            details={"keys": len(key_ids), "key_ids": key_ids[:16]},
+        )
+        self._abort_key_sessions(key_ids, "tenant deleted")
+        log.warning("tenant %s deleted: %d key(s) erased", tenant, len(key_ids))
+        return node_pb2.NodeDeleteTenantResponse(key_ids=key_ids)
+
+    async def rotate_kek(self, _req: Any, ctx: grpc.ServicerContext) -> Any:
+        """Rewrap every data key under the KEK in kek_next_file (read now), then use it.
+
+        One store transaction, taken between two calls of the trio loop: sessions and signing
+        go on. Idempotent: when kek_next_file already is the KEK in use, nothing changes.
+        """
+        if self.kek_next_file is None:
+            raise PreconditionFailed("this node has no kek_next_file configured")
+        new_kek = await trio.to_thread.run_sync(
+            load_kek, self.kek_next_file, self.kek_group_readable
+        )
+        rotated = self.store.rotate_kek(new_kek)
+        fingerprint = self.store.kek_fingerprint
+        if rotated:
+            log.warning("KEK rotated: every data key rewrapped (fingerprint %s)", fingerprint)
+        await self._audit(
+            ctx,
+            "kek.rotate",
+            details={"effect": "rotated" if rotated else "current", "kek_fingerprint": fingerprint},
+        )
+        return node_pb2.RotateKekResponse(
+            outcome="rotated" if rotated else "current", kek_fingerprint=fingerprint
+        )
 
     async def abort(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
         self._bind(session_id=bytes(req.session_id))
         self._drop(bytes(req.session_id), "aborted by coordinator", outcome="aborted")
         return node_pb2.AbortResponse()
 
-    async def partial_sign(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
+    async def partial_sign(self, req: Any, ctx: grpc.ServicerContext) -> Any:
         """σ_i over SHA-256(message) from a pooled presignature, consumed durably first.
 
         The presignature is consumed for the hash of the whole request (`SignRequest.request_hash`:
@@ -896,8 +1248,25 @@ class NodeService:
             ) from None
         if consumed.signers != signers or consumed.generation != generation:
             raise InvalidInput("request does not match the presignature")
+        audited = functools.partial(
+            self._audit,
+            ctx,
+            "key.sign",
+            required=True,  # no σ_i leaves unrecorded
+            key_id=key_id,
+            tenant=str(req.tenant) or None,
+        )
+        details = {
+            "protocol": "cggmp-sign",
+            "message_sha256": request.digest.hex(),
+            "path": list(path),
+            "signers": list(signers),
+            "presignature_id": presignature_id.hex(),
+            "request_id": request_id.hex(),
+        }
         if consumed.cached_sigma is not None:
             log.info("presignature %s: resent request answered again", presignature_id.hex())
+            await audited(details={**details, "resent": True})
             return node_pb2.PartialSignResponse(
                 party=self.party, sigma=consumed.cached_sigma, presignature_public=consumed.public
             )
@@ -911,6 +1280,7 @@ class NodeService:
         sigma = cggmp_sign.partial_sign(presig, request).to_bytes(DIGEST_BYTES, "big")
         self.store.record_partial(presignature_id, sigma)
         log.info("presignature %s consumed for key %s", presignature_id.hex(), key_id)
+        await audited(details=details)
         return node_pb2.PartialSignResponse(
             party=self.party, sigma=sigma, presignature_public=consumed.public
         )
@@ -943,8 +1313,9 @@ class NodeService:
         )
 
     def _record(self, stored: Any) -> Any:
+        org, tenant = owner_of_store_tenant(stored.tenant)
         return key_record(
-            stored.key_id, PublicKeyPackage.decode(stored.public), stored.confirmations
+            stored.key_id, PublicKeyPackage.decode(stored.public), stored.confirmations, org, tenant
         )
 
     async def get_key_record(self, req: Any, _ctx: grpc.ServicerContext) -> Any:
@@ -1015,9 +1386,25 @@ def node_handlers(
             node_pb2.CertifyGenerationRequest,
             node_pb2.CertifyGenerationResponse,
         ),
+        "DeleteKey": (
+            service.delete_key,
+            node_pb2.NodeDeleteKeyRequest,
+            node_pb2.NodeDeleteKeyResponse,
+        ),
+        "DeleteTenant": (
+            service.delete_tenant,
+            node_pb2.NodeDeleteTenantRequest,
+            node_pb2.NodeDeleteTenantResponse,
+        ),
+        "RotateKek": (service.rotate_kek, node_pb2.RotateKekRequest, node_pb2.RotateKekResponse),
     }
     return generic_service(
-        "mpc.v1.Node", token, methods, peer_checker(allowed), metrics=service.metrics
+        "mpc.v1.Node",
+        token,
+        methods,
+        peer_checker(allowed),
+        metrics=service.metrics,
+        on_error=service.audit_refusal,
     )
 
 
@@ -1036,16 +1423,30 @@ def build_service(config: NodeConfig) -> NodeService:
         )
     elif config.test_primes_file is not None:
         log.warning("test_primes_file is ignored: it is honoured only with allow_test_primes")
+    next_kek = None
+    if config.kek_next_file is not None and config.kek_next_file.exists():
+        next_kek = load_kek(config.kek_next_file, config.secret_files_group_readable)
     store = KeyStore(
         config.data_dir,
         config.name,
         load_kek(
             str(config.kek_file) if config.kek_file else None, config.secret_files_group_readable
         ),
+        next_kek=next_kek,
     )
+    log.info("key store open; KEK fingerprint %s", store.kek_fingerprint)
     pool = PrimePool(store, config.prime_pool_target, allow_test_primes=config.allow_test_primes)
     return NodeService(
-        identity, roster, store, prime_pool=pool, allow_test_primes=config.allow_test_primes
+        identity,
+        roster,
+        store,
+        prime_pool=pool,
+        allow_test_primes=config.allow_test_primes,
+        max_sessions=config.max_sessions,
+        kek_next_file=config.kek_next_file,
+        kek_group_readable=config.secret_files_group_readable,
+        # Refuses to start on a log that does not verify (AuditIntegrityError names the entry).
+        audit=AuditLog(config.data_dir / AUDIT_DIR, log_id=config.name, signer=identity),
     )
 
 
@@ -1137,6 +1538,8 @@ async def serve(config_path: str, task_status: Any = trio.TASK_STATUS_IGNORED) -
         terminate_workers()
         terminate_proof_workers()
         service.store.close()
+        if service.audit is not None:
+            service.audit.close()
 
 
 async def _fill_prime_pool(pool: PrimePool) -> None:

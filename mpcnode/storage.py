@@ -5,16 +5,24 @@ mode with ``synchronous=FULL`` so an acknowledged write survives ``kill -9`` and
 power loss. Secrets are sealed with envelope encryption:
 
     KEK (32 bytes, file or env MPC_KEK, never in the data directory)
-      wraps  DK_tenant (32 random bytes per tenant)  AES-256-GCM, AAD = (node, tenant)
+      wraps  DK_key (32 random bytes per key id)     AES-256-GCM, AAD = (node, key id)
         seals  secret record                         AES-256-GCM, AAD = (node, key id, gen.)
+      wraps  DK_tenant (32 random bytes per tenant)  AES-256-GCM, AAD = (node, tenant)
+             (records written before per-key data keys; migrated to DK_key on open)
 
 The AAD binding means a sealed record copied to another node, key id or generation
-does not open. Deleting a tenant destroys its wrapped data key (crypto-shredding):
-any copy of its records left anywhere can no longer be opened.
+does not open. Deleting a key destroys its wrapped data key, deleting a tenant those
+of all its keys and its own (crypto-shredding): any copy of their records left
+anywhere can no longer be opened, not even with the KEK. A deleted key id leaves a
+tombstone, so the key cannot come back on this node. `rotate_kek` rewraps every
+data key under a new KEK in one transaction; meta row ``kek_fingerprint`` (an HMAC
+of the KEK, never the KEK) tells which KEK a database needs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import sqlite3
@@ -26,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote, unquote
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -44,6 +53,8 @@ __all__ = [
     "StoredKey",
     "create_kek_file",
     "load_kek",
+    "owner_of_store_tenant",
+    "store_tenant_of_owner",
     "read_private_file",
     "write_file_atomic",
 ]
@@ -54,6 +65,31 @@ DB_NAME = "keys.sqlite3"
 """File name of the node database inside its data directory."""
 
 DEFAULT_TENANT = "default"
+_OWNER_PREFIX = "owner:"
+
+
+def store_tenant_of_owner(org: str, tenant: str) -> str:
+    """The storage tenant (the ``tenants`` table: one data key each) of a key owned by
+    ``(org, tenant)`` (tenant "" = the org root): ``"owner:" + pct(org) + "/" + pct(tenant)``
+    with every character outside ``[A-Za-z0-9_.~-]`` percent-encoded (UTF-8), so the mapping
+    is reversible (`owner_of_store_tenant`). No owner (both empty) is `DEFAULT_TENANT`, where
+    keys made before owners existed are stored."""
+    if not org and not tenant:
+        return DEFAULT_TENANT
+    return f"{_OWNER_PREFIX}{quote(org, safe='')}/{quote(tenant, safe='')}"
+
+
+def owner_of_store_tenant(name: str) -> tuple[str, str]:
+    """The owner ``(org, tenant)`` of keys stored under storage tenant `name`; ``("", "")``
+    (no owner) for any name not made by `store_tenant_of_owner`."""
+    if not name.startswith(_OWNER_PREFIX):
+        return "", ""
+    org, sep, tenant = name[len(_OWNER_PREFIX) :].partition("/")
+    if not sep or "/" in tenant:
+        return "", ""
+    return unquote(org, errors="strict"), unquote(tenant, errors="strict")
+
+
 KEK_ENV = "MPC_KEK"
 """Environment variable holding the KEK as 64 hex characters when no KEK file is configured."""
 
@@ -64,6 +100,8 @@ _SCHEMA_VERSION = b"1"
 _SHARE_TAG = b"mpc.v1.share"
 _TENANT_KEY_TAG = b"mpc.v1.tenant-key"
 _KEK_CHECK_TAG = b"mpc.v1.kek-check"
+_KEY_DATA_KEY_TAG = b"mpc.v1.key-data-key"
+_KEK_FINGERPRINT_TAG = b"mpc.v1.kek-fingerprint"
 
 
 # --------------------------------------------------------------------------- private files
@@ -211,6 +249,18 @@ def _tenant_aad(node_name: str, tenant: str) -> bytes:
     return encode_fields([_TENANT_KEY_TAG, node_name.encode(), tenant.encode()])
 
 
+def _key_data_key_aad(node_name: str, key_id: str) -> bytes:
+    return encode_fields([_KEY_DATA_KEY_TAG, node_name.encode(), key_id.encode()])
+
+
+def kek_fingerprint(kek: bytes, node_name: str) -> bytes:
+    """HMAC-SHA256(KEK, tag || node): names a KEK without revealing it (stored in meta row
+    ``kek_fingerprint``; different on every node even for one KEK)."""
+    return hmac.new(
+        kek, encode_fields([_KEK_FINGERPRINT_TAG, node_name.encode()]), hashlib.sha256
+    ).digest()
+
+
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """nonce || AES-256-GCM(key, nonce, plaintext, aad) with a random 96-bit nonce."""
     nonce = os.urandom(_NONCE_SIZE)
@@ -346,11 +396,25 @@ class KeyStore:
     commit is on disk (WAL, ``synchronous=FULL``). Safe to share between threads.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], node_name: str, kek: bytes) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        node_name: str,
+        kek: bytes,
+        next_kek: bytes | None = None,
+    ) -> None:
+        """Open (or create) the node's store. `next_kek` (optional, from ``kek_next_file``) is
+        the KEK a running node may rotate to; at startup the store uses whichever of `kek` and
+        `next_kek` matches its stored KEK fingerprint (so after a rotation either file layout
+        starts the node) and refuses to open when neither does."""
         self._node = _check_name(node_name, "node name")
-        if not isinstance(kek, bytes) or len(kek) != KEK_SIZE:
-            raise InvalidInput(f"KEK must be {KEK_SIZE} bytes")
+        for candidate in (kek, next_kek):
+            if candidate is not None and (
+                not isinstance(candidate, bytes) or len(candidate) != KEK_SIZE
+            ):
+                raise InvalidInput(f"KEK must be {KEK_SIZE} bytes")
         self._kek = kek
+        self._next_kek = next_kek
         self._dir = Path(data_dir)
         self._lock = threading.RLock()
         self._prepare_dir()
@@ -361,7 +425,9 @@ class KeyStore:
         )
         try:
             self._configure()
+            self._choose_kek()
             self._init_meta()
+            self._init_key_data_keys()
         except BaseException:
             self.close()
             raise
@@ -484,10 +550,10 @@ class KeyStore:
             ).fetchone()
             if row is None:
                 raise KeyNotFound(f"key {key_id!r} generation {generation} is no longer stored")
-            tenant, sealed = row
-            data_key = self._tenant_key(conn, tenant, create=False)
+            _tenant, sealed = row
+            data_key = self._key_data_key(conn, key_id, create=False)
         if data_key is None:
-            raise InvalidInput(f"tenant {tenant!r} has no data key (deleted)")
+            raise InvalidInput(f"key {key_id!r} has no data key (deleted)")
         try:
             return _open(data_key, bytes(sealed), _share_aad(self._node, key_id, generation))
         except InvalidTag:
@@ -528,9 +594,12 @@ class KeyStore:
                 raise InvalidInput(f"key {key_id!r} generation {generation} is already stored")
             if any(t != tenant for t, _ in existing):
                 raise InvalidInput(f"key {key_id!r} belongs to another tenant")
-            data_key = self._tenant_key(conn, tenant, create=True)
+            if self._deleted(conn, key_id):
+                raise InvalidInput(f"key {key_id!r} was deleted on this node; it cannot return")
+            self._tenant_key(conn, tenant, create=True)  # the tenant row (its key: old records)
+            data_key = self._key_data_key(conn, key_id, create=True)
             if data_key is None:
-                raise InternalBug("tenant data key was not created")
+                raise InternalBug("key data key was not created")
             sealed = _seal(data_key, secret, _share_aad(self._node, key_id, generation))
             conn.execute(
                 "INSERT INTO keys(key_id, tenant, scheme, generation, status, public,"
@@ -692,21 +761,312 @@ class KeyStore:
             )
         return [self._row_to_key(r) for r in rows]
 
-    def delete_tenant(self, tenant: str) -> None:
-        """Crypto-shred a tenant: destroy its wrapped data key and erase its records.
+    def delete_tenant(self, tenant: str) -> list[str]:
+        """Crypto-shred a tenant: destroy its data key and the data keys of all its keys, erase
+        their records and leave a tombstone per key id; returns the key ids erased.
 
         The deleted pages are zeroed (``secure_delete``) and the WAL is checkpointed and
-        truncated, so neither file keeps the wrapped key; any other copy of the tenant's
+        truncated, so neither file keeps a wrapped key; any other copy of the tenant's
         sealed records can no longer be opened.
         """
         _check_name(tenant, "tenant")
         with self._write() as conn:
-            conn.execute("DELETE FROM keys WHERE tenant = ?", (tenant,))
+            key_ids = sorted(
+                {
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT key_id FROM keys WHERE tenant = ?"
+                        " UNION SELECT key_id FROM key_data_keys WHERE tenant = ?",
+                        (tenant, tenant),
+                    )
+                }
+            )
+            for key_id in key_ids:
+                self._erase_key(conn, key_id, tenant)
             conn.execute("DELETE FROM tenants WHERE tenant = ?", (tenant,))
+        self._checkpoint_strict("tenant deleted")
+        return key_ids
+
+    # -- per-key data keys, deletion and KEK rotation
+
+    _KEY_DATA_KEYS_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS key_data_keys (
+        key_id      TEXT PRIMARY KEY,
+        tenant      TEXT NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS deleted_keys (
+        key_id     TEXT PRIMARY KEY,
+        tenant     TEXT NOT NULL,
+        deleted_at INTEGER NOT NULL
+    );
+    """
+    _NODE_DATA_KEYS = (
+        (b"mpc.v1.prime-pool-key", "prime_pool_key", "prime-pool"),
+        (b"mpc.v1.aux-info-key", "aux_info_key", "aux-info"),
+    )
+    """(tag, meta row, purpose) of every node-level data key wrapped by the KEK
+    (`_node_data_key`): KEK rotation rewraps them."""
+
+    def _check_aad(self) -> bytes:
+        return encode_fields([_KEK_CHECK_TAG, self._node.encode()])
+
+    def _choose_kek(self) -> None:
+        """At startup: use whichever of the KEK and the next KEK the database was sealed with
+        (its stored fingerprint, or for an older database its KEK check record)."""
+        rows = dict(
+            self._db()
+            .execute(
+                "SELECT name, value FROM meta"
+                " WHERE name IN ('kek_fingerprint', 'kek_check', 'node_name')"
+            )
+            .fetchall()
+        )
+        if bytes(rows.get("node_name", self._node.encode())) != self._node.encode():
+            return  # another node's database: `_init_meta` says so
+        candidates = [k for k in (self._kek, self._next_kek) if k is not None]
+        stored = rows.get("kek_fingerprint")
+        if stored is not None:
+            for candidate in candidates:
+                if hmac.compare_digest(kek_fingerprint(candidate, self._node), bytes(stored)):
+                    self._kek = candidate
+                    return
+            raise InvalidInput(
+                f"the KEK does not match the key store {self.path}: neither kek_file nor "
+                f"kek_next_file is the KEK it needs (fingerprint {bytes(stored)[:8].hex()})"
+            )
+        check = rows.get("kek_check")
+        if check is None:
+            return  # a new database
+        for candidate in candidates:
+            try:
+                _open(candidate, bytes(check), self._check_aad())
+            except InvalidTag:
+                continue
+            self._kek = candidate
+            return
+
+    def _init_key_data_keys(self) -> None:
+        """Create the per-key tables, record the KEK fingerprint, and move records written
+        before per-key data keys (sealed under their tenant's key) to a data key of their own."""
+        self._db().executescript(self._KEY_DATA_KEYS_SCHEMA)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO meta(name, value) VALUES ('kek_fingerprint', ?)"
+                " ON CONFLICT(name) DO NOTHING",
+                (kek_fingerprint(self._kek, self._node),),
+            )
+            legacy = conn.execute(
+                "SELECT key_id, MIN(tenant) FROM keys"
+                " WHERE key_id NOT IN (SELECT key_id FROM key_data_keys) GROUP BY key_id"
+            ).fetchall()
+            for key_id, tenant in legacy:
+                self._migrate_key(conn, str(key_id), str(tenant))
+        if legacy:
+            log.info("moved %d key(s) to per-key data keys", len(legacy))
+            self._checkpoint()
+
+    def _has_table(self, conn: sqlite3.Connection, name: str) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+            is not None
+        )
+
+    def _migrate_key(self, conn: sqlite3.Connection, key_id: str, tenant: str) -> None:
+        """Re-seal a key's records from its tenant's data key under a new key data key."""
+        new = self._key_data_key(conn, key_id, create=True, tenant=tenant)
+        old = self._tenant_key(conn, tenant, create=False)
+        if new is None or old is None:
+            return
+
+        def reseal(sealed: bytes | None, aad: bytes) -> bytes | None:
+            if sealed is None:
+                return None
+            try:
+                return _seal(new, _open(old, bytes(sealed), aad), aad)
+            except InvalidTag:
+                return bytes(sealed)  # tampered or foreign: it stays unopenable
+
+        for generation, sealed in conn.execute(
+            "SELECT generation, sealed_secret FROM keys WHERE key_id = ?", (key_id,)
+        ).fetchall():
+            conn.execute(
+                "UPDATE keys SET sealed_secret = ? WHERE key_id = ? AND generation = ?",
+                (reseal(sealed, _share_aad(self._node, key_id, generation)), key_id, generation),
+            )
+        if not self._has_table(conn, "presignatures"):
+            return
+        rows = conn.execute(
+            "SELECT presignature_id, generation, signers, public, sealed_secret, consumed_by,"
+            " sealed_sigma FROM presignatures WHERE key_id = ?",
+            (key_id,),
+        ).fetchall()
+        for pid, generation, signers, public, sealed, consumed_by, sealed_sigma in rows:
+            pid = bytes(pid)
+            secret_aad = self._presignature_aad(key_id, generation, pid, signers, bytes(public))
+            sigma_aad = (
+                self._sigma_aad(key_id, generation, pid, bytes(consumed_by))
+                if consumed_by is not None
+                else b""
+            )
+            conn.execute(
+                "UPDATE presignatures SET sealed_secret = ?, sealed_sigma = ?"
+                " WHERE presignature_id = ?",
+                (reseal(sealed, secret_aad), reseal(sealed_sigma, sigma_aad), pid),
+            )
+
+    def _key_data_key(
+        self, conn: sqlite3.Connection, key_id: str, *, create: bool, tenant: str = ""
+    ) -> bytes | None:
+        """Unwrap the key's data key; with `create`, make one on first use."""
+        row = conn.execute(
+            "SELECT wrapped_key FROM key_data_keys WHERE key_id = ?", (key_id,)
+        ).fetchone()
+        aad = _key_data_key_aad(self._node, key_id)
+        if row is None:
+            if not create:
+                return None
+            data_key = AESGCM.generate_key(bit_length=256)
+            conn.execute(
+                "INSERT INTO key_data_keys(key_id, tenant, wrapped_key, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key_id, tenant, _seal(self._kek, data_key, aad), int(time.time())),
+            )
+            return data_key
+        try:
+            return _open(self._kek, bytes(row[0]), aad)
+        except InvalidTag:
+            raise InvalidInput(
+                f"data key of key {key_id!r} failed authentication (wrong KEK or tampered record)"
+            ) from None
+
+    @staticmethod
+    def _deleted(conn: sqlite3.Connection, key_id: str) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM deleted_keys WHERE key_id = ?", (key_id,)).fetchone()
+            is not None
+        )
+
+    def is_deleted(self, key_id: str) -> bool:
+        """Whether `key_id` was deleted on this node (a tombstone: it can never be stored again)."""
+        _check_name(key_id, "key id")
+        with self._lock:
+            return self._deleted(self._db(), key_id)
+
+    def _erase_key(self, conn: sqlite3.Connection, key_id: str, tenant: str) -> tuple[int, int]:
+        """Inside a write: erase the key's presignatures, generations and data key; tombstone."""
+        presignatures = 0
+        if self._has_table(conn, "presignatures"):
+            presignatures = conn.execute(
+                "DELETE FROM presignatures WHERE key_id = ?", (key_id,)
+            ).rowcount
+        generations = conn.execute("DELETE FROM keys WHERE key_id = ?", (key_id,)).rowcount
+        conn.execute("DELETE FROM key_data_keys WHERE key_id = ?", (key_id,))
+        conn.execute(
+            "INSERT INTO deleted_keys(key_id, tenant, deleted_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(key_id) DO NOTHING",
+            (key_id, tenant, int(time.time())),
+        )
+        return int(generations), int(presignatures)
+
+    def delete_key(self, key_id: str) -> tuple[int, int]:
+        """Crypto-shred one key: erase every generation (pending ones too), its presignatures
+        and its data key, and leave a tombstone so the key id is never stored here again.
+
+        Returns (generations, presignatures) erased; deleting an absent or already deleted key
+        is not an error (it leaves the tombstone). Durable, zeroed (``secure_delete``) and
+        checkpointed with TRUNCATE before it returns: neither the database nor its WAL keeps
+        the wrapped data key, so no copy of the key's records anywhere opens any more.
+        """
+        _check_name(key_id, "key id")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT tenant FROM keys WHERE key_id = ?"
+                " UNION ALL SELECT tenant FROM key_data_keys WHERE key_id = ? LIMIT 1",
+                (key_id, key_id),
+            ).fetchone()
+            erased = self._erase_key(conn, key_id, str(row[0]) if row else "")
+        self._checkpoint_strict("key deleted")
+        return erased
+
+    def _checkpoint_strict(self, what: str) -> None:
         with self._lock:
             busy = self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
-            raise InvalidInput("tenant deleted, but the WAL could not be checkpointed (busy)")
+            raise InvalidInput(f"{what}, but the WAL could not be checkpointed (busy)")
+
+    @property
+    def kek_fingerprint(self) -> str:
+        """Short hex fingerprint of the KEK in use (never the KEK; see `kek_fingerprint`)."""
+        return kek_fingerprint(self._kek, self._node)[:8].hex()
+
+    def uses_kek(self, kek: bytes) -> bool:
+        """Whether `kek` is the KEK this store is sealed under now."""
+        return hmac.compare_digest(kek, self._kek)
+
+    def rotate_kek(self, new_kek: bytes) -> bool:
+        """Rewrap every data key (per key, per tenant, node-level) and the KEK check under
+        `new_kek`, in ONE transaction, then use it; returns False if it already is the KEK.
+
+        The store keeps serving meanwhile (the rewrap takes the store lock for milliseconds).
+        On any failure nothing changed and the old KEK stays in use. The WAL is checkpointed
+        afterwards, so the files no longer hold the data keys wrapped by the old KEK.
+        """
+        if not isinstance(new_kek, bytes) or len(new_kek) != KEK_SIZE:
+            raise InvalidInput(f"KEK must be {KEK_SIZE} bytes")
+        with self._lock:
+            if self.uses_kek(new_kek):
+                return False
+            old = self._kek
+            with self._write() as conn:
+
+                def rewrap(wrapped: bytes, aad: bytes, what: str) -> bytes:
+                    try:
+                        return _seal(new_kek, _open(old, bytes(wrapped), aad), aad)
+                    except InvalidTag:
+                        raise InvalidInput(
+                            f"{what} failed authentication; KEK rotation abandoned"
+                        ) from None
+
+                for tenant, wrapped in conn.execute(
+                    "SELECT tenant, wrapped_key FROM tenants"
+                ).fetchall():
+                    conn.execute(
+                        "UPDATE tenants SET wrapped_key = ? WHERE tenant = ?",
+                        (rewrap(wrapped, _tenant_aad(self._node, tenant), "a tenant key"), tenant),
+                    )
+                for key_id, wrapped in conn.execute(
+                    "SELECT key_id, wrapped_key FROM key_data_keys"
+                ).fetchall():
+                    aad = _key_data_key_aad(self._node, key_id)
+                    conn.execute(
+                        "UPDATE key_data_keys SET wrapped_key = ? WHERE key_id = ?",
+                        (rewrap(wrapped, aad, f"data key of key {key_id!r}"), key_id),
+                    )
+                for tag, name, purpose in self._NODE_DATA_KEYS:
+                    row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+                    if row is not None:
+                        aad = encode_fields([tag, self._node.encode(), purpose.encode()])
+                        conn.execute(
+                            "UPDATE meta SET value = ? WHERE name = ?",
+                            (rewrap(row[0], aad, f"{purpose} data key"), name),
+                        )
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'kek_check'",
+                    (_seal(new_kek, b"", self._check_aad()),),
+                )
+                conn.execute(
+                    "INSERT INTO meta(name, value) VALUES ('kek_fingerprint', ?)"
+                    " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (kek_fingerprint(new_kek, self._node),),
+                )
+            self._kek = new_kek
+        self._checkpoint()
+        log.info("KEK rotated: every data key rewrapped (fingerprint %s)", self.kek_fingerprint)
+        return True
 
     def close(self) -> None:
         """Close the database (idempotent)."""
@@ -890,8 +1250,8 @@ class KeyStore:
     # Aux-info (the node's Paillier and ring-Pedersen secrets plus every party's public
     # parameters) belongs to the node, not to a tenant: it is sealed under a node-level data
     # key (meta row "aux_info_key", wrapped by the KEK) with an AAD binding node name,
-    # "aux-info" and the committee. Presignatures belong to their key's tenant: the secret
-    # record is sealed under the tenant data key with an AAD binding node name, key id,
+    # "aux-info" and the committee. Presignatures belong to their key: the secret
+    # record is sealed under the key's data key with an AAD binding node name, key id,
     # generation, presignature id, signer set and the public part, so a sealed record moved
     # to another row (or a row whose public part was edited) does not open. A presignature
     # row references its key generation with ON DELETE CASCADE: whatever erases a key
@@ -1055,15 +1415,15 @@ class KeyStore:
     def _presignature_data_key(
         self, conn: sqlite3.Connection, key_id: str, generation: int
     ) -> bytes:
-        """The data key of the tenant that owns (key_id, generation)."""
+        """The data key of the key that owns (key_id, generation)."""
         row = conn.execute(
             "SELECT tenant FROM keys WHERE key_id = ? AND generation = ?", (key_id, generation)
         ).fetchone()
         if row is None:
             raise KeyNotFound(f"key {key_id!r} generation {generation} is not stored")
-        data_key = self._tenant_key(conn, row[0], create=False)
+        data_key = self._key_data_key(conn, key_id, create=False)
         if data_key is None:
-            raise InvalidInput(f"tenant {row[0]!r} has no data key (deleted)")
+            raise InvalidInput(f"key {key_id!r} has no data key (deleted)")
         return data_key
 
     def put_presignature(

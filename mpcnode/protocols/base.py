@@ -80,6 +80,21 @@ def execution_id(
     return hashlib.sha256(encode_fields(fields)).digest()
 
 
+_OWNER_TAG = b"mpc.v1.owner"
+
+
+def owner_binding(org: str, tenant: str) -> bytes:
+    """What a key session's execution id binds (its `message`) about the key's owner, so every
+    holder's signed confirmation of the key covers who owns it.
+
+    No owner (org and tenant both empty: keys made before owners existed) binds nothing, so
+    their records keep verifying; any other owner binds ``(tag, org, tenant)``.
+    """
+    if not org and not tenant:
+        return b""
+    return encode_fields([_OWNER_TAG, org.encode(), tenant.encode()])
+
+
 def echo_digest(
     tag: bytes, eid: bytes, broadcasts: Mapping[int, bytes], parties: Sequence[int]
 ) -> bytes:

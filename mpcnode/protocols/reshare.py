@@ -68,16 +68,19 @@ def reshare_execution_id(
     dealers: Sequence[int],
     new_parties: Sequence[int],
     new_threshold: int,
+    owner: bytes = b"",
 ) -> bytes:
     """The eid of one reshare: binds the new committee and threshold (as `execution_id` does)
-    plus the dealer set and the whole old public package (so its generation)."""
-    setup = encode_fields(
-        [
-            _SETUP_TAG,
-            b"".join(encode_uint(p) for p in sorted(dealers)),
-            old_public.encode(),
-        ]
-    )
+    plus the dealer set and the whole old public package (so its generation), and the key's
+    owner (`base.owner_binding`; empty: no owner), so parties told different owners diverge."""
+    fields = [
+        _SETUP_TAG,
+        b"".join(encode_uint(p) for p in sorted(dealers)),
+        old_public.encode(),
+    ]
+    if owner:
+        fields.append(owner)
+    setup = encode_fields(fields)
     return execution_id(PROTOCOL, session_id, key_id, sorted(new_parties), new_threshold, setup)
 
 

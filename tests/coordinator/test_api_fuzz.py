@@ -35,11 +35,13 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 
+from coordinator.auth import AuthConfig, Authenticator
 from coordinator.server import CoordinatorApi
 from mpcnode.errors import MpcError
 from mpcnode.rpc import status_of
 from protos.mpc.v1 import coordinator_pb2, coordinator_pb2_grpc
 from tests.integration.conftest import InProcessCluster, open_cluster
+from tests.jwt_issuer import make_test_issuer
 
 KEY = "<the good key>"
 """Placeholder in generated requests for the id of the known good key."""
@@ -54,6 +56,8 @@ class Harness:
     stub: Any
     key_id: str
     public_key: bytes
+    metadata: tuple[tuple[str, str], ...]
+    """A bearer token of the default org with every role (keys made in-process are its)."""
 
     def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return trio.from_thread.run(fn, *args, trio_token=self.token)
@@ -70,7 +74,12 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         box["stop"] = stop
         async with open_cluster(tmp_path) as cluster, trio.open_nursery() as nursery:
             await nursery.start(cluster.coordinator.run_background)
-            api = CoordinatorApi(cluster.coordinator)
+            issuer = make_test_issuer(tmp_path)
+            authenticator = Authenticator(AuthConfig.from_dict(issuer.auth_config()))
+            token = issuer.token(
+                org="default", roles=["org:admin", "tenant:signer", "auditor"], ttl=3600
+            )
+            api = CoordinatorApi(cluster.coordinator, authenticator)
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
             server.add_generic_rpc_handlers((api.handlers(trio.lowlevel.current_trio_token()),))
             port = server.add_insecure_port("127.0.0.1:0")
@@ -85,6 +94,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
                     coordinator_pb2_grpc.CoordinatorStub(channel),  # type: ignore[no-untyped-call]
                     info.key_id,
                     bytes(info.public_key),
+                    (issuer.bearer(token),),
                 )
                 ready.set()
                 await stop.wait()
@@ -279,10 +289,23 @@ def check_response(h: Harness, method: str, request: Any, response: Any) -> None
         assert bytes(response.public_key) == h.public_key  # resharing keeps the key
 
 
+@dataclass
+class FakeContext:
+    """What a handler reads of a grpc.ServicerContext: the call's credentials."""
+
+    metadata: tuple[tuple[str, str], ...]
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+
 async def call_in_process(h: Harness, method: str, request: Any) -> Any:
     """The API call; an allowed error comes back as its exception, anything else propagates."""
     try:
-        return await getattr(h.api, API_METHODS[method])(request, None)
+        return await getattr(h.api, API_METHODS[method])(request, FakeContext(h.metadata))
     except MpcError as exc:
         return exc
 
@@ -308,7 +331,7 @@ def test_public_api_never_fails_internally(
     request = with_key(h, request)
     if over_grpc:
         try:
-            response = getattr(h.stub, method)(request, timeout=60)
+            response = getattr(h.stub, method)(request, timeout=60, metadata=h.metadata)
         except grpc.RpcError as err:
             code = err.code()  # type: ignore[attr-defined]
             event(f"{method} over gRPC: {code.name}")

@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator import devcluster
 from coordinator.devcluster import Cluster, ClusterError
+from mpcnode.audit import AuditSigner
 from mpcnode.identity import NodeIdentity, Roster
 
 
@@ -72,11 +73,15 @@ def test_prepare_layout_and_modes(tmp_path: Path) -> None:
         "coordinator.json",
         "logs",
         "cluster.json",
+        "coordinator",
     }
     assert {p.name for p in (d / "nodes").iterdir()} == set(names)
-    for directory in [d, d / "tls", d / "nodes", d / "logs", *[d / "nodes" / n for n in names]]:
+    assert {p.name for p in (d / "coordinator").iterdir()} == {"audit.key"}
+    dirs = [d, d / "tls", d / "nodes", d / "logs", d / "coordinator"]
+    for directory in [*dirs, *[d / "nodes" / n for n in names]]:
         assert _mode(directory) == 0o700, directory
     secrets = [d / "tls" / "ca.key", d / "tls" / "client.key", d / "tls" / "coordinator.key"]
+    secrets.append(d / "coordinator" / "audit.key")
     for n in names:
         node = d / "nodes" / n
         assert {p.name for p in node.iterdir()} == {"identity.json", "kek", "node.json"}
@@ -130,6 +135,12 @@ def test_node_configs_point_to_existing_files(prepared: Cluster) -> None:
         {"name": f"mpc-{k}", "party": k + 1, "address": f"127.0.0.1:{base + 1 + k}"}
         for k in range(5)
     ]
+    assert coord["audit_dir"] == str(prepared.directory / "coordinator" / "audit")
+    assert coord["audit_key_file"] == str(prepared.directory / "coordinator" / "audit.key")
+    signer = AuditSigner.load(coord["audit_key_file"])
+    assert signer.name == "coordinator"
+    doc = json.loads(prepared.cluster_file.read_text())
+    assert doc["coordinator"]["audit_public_key"] == signer.public_key.hex()
 
 
 def test_cluster_json_ports_follow_base_port(tmp_path: Path) -> None:
@@ -144,6 +155,8 @@ def test_cluster_json_ports_follow_base_port(tmp_path: Path) -> None:
         "pid": None,
         "config": f"{d}/coordinator.json",
         "log": f"{d}/logs/coordinator.log",
+        "audit_log": f"{d}/coordinator/audit/audit.log",
+        "audit_public_key": cluster.audit_public_key(),
     }
     assert doc["nodes"][3] == {
         "name": "mpc-3",
@@ -153,6 +166,7 @@ def test_cluster_json_ports_follow_base_port(tmp_path: Path) -> None:
         "pid": None,
         "config": f"{d}/nodes/mpc-3/node.json",
         "log": f"{d}/logs/mpc-3.log",
+        "audit_log": f"{d}/nodes/mpc-3/audit/audit.log",
     }
     assert [n["address"] for n in doc["nodes"]] == [f"127.0.0.1:{52051 + k}" for k in range(5)]
     assert [n["health"] for n in doc["nodes"]] == [f"127.0.0.1:{52061 + k}" for k in range(5)]

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from coordinator import k8s_secrets
-from coordinator.server import CoordinatorConfig
+from coordinator.server import CoordinatorConfig, open_audit_log
 from mpcnode import tls
+from mpcnode.audit import AuditSigner
 from mpcnode.identity import NodeIdentity, Roster
 from mpcnode.server import NodeConfig
 from mpcnode.storage import load_kek
@@ -165,6 +166,36 @@ def test_statefulset_shape() -> None:
     )
 
 
+def test_coordinator_audit_trail_is_on_its_own_claim() -> None:
+    """The coordinator's audit_dir lies in a directory it creates inside a ReadWriteOnce
+    volume that only the single (Recreate) coordinator pod mounts; its key is a read-only
+    Secret mount."""
+    deployment = one("Deployment", "mpc-coordinator")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    claim = one("PersistentVolumeClaim", "mpc-coordinator-audit")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+    (name,) = [n for n, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName")]
+    assert volumes[name]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert not mounts[name].get("readOnly")
+    config = config_json("mpc-coordinator-config", "coordinator.json")
+    assert Path(config["audit_dir"]).parent == Path(mounts[name]["mountPath"])
+    assert config["secret_files_group_readable"] is True
+    (key_volume,) = [
+        n
+        for n, v in volumes.items()
+        if v.get("secret", {}).get("secretName") == k8s_secrets.COORDINATOR_AUDIT_SECRET
+    ]
+    assert mounts[key_volume]["readOnly"] is True
+    assert volumes[key_volume]["secret"]["defaultMode"] == 0o400
+    assert Path(config["audit_key_file"]).parent == Path(mounts[key_volume]["mountPath"])
+    sts = one("StatefulSet", "mpc")
+    assert name not in {v["name"] for v in pod_spec(sts)["volumes"]}
+
+
 def test_node_anti_affinity_and_spread_select_the_node_pods() -> None:
     sts = one("StatefulSet", "mpc")
     labels = sts["spec"]["template"]["metadata"]["labels"]
@@ -238,7 +269,10 @@ def test_every_secret_and_configmap_reference_exists(
     assert referenced == set(made), "an object nobody mounts, or a mount of nothing"
 
 
-def test_mounted_files_are_the_files_the_configs_name() -> None:
+def test_mounted_files_are_the_files_the_configs_name(
+    bundle: tuple[list[Doc], dict[str, bytes]],
+) -> None:
+    secrets = {d["metadata"]["name"]: d for d in bundle[0] if d["kind"] == "Secret"}
     for workload, configmap, key in (
         (one("StatefulSet", "mpc"), "mpc-node-config", "node.json"),
         (one("Deployment", "mpc-coordinator"), "mpc-coordinator-config", "coordinator.json"),
@@ -254,7 +288,7 @@ def test_mounted_files_are_the_files_the_configs_name() -> None:
             if "items" in source:
                 names = {item["path"].split("/", 1)[1] for item in source["items"]}
             elif "secretName" in source:
-                names = {"tls.crt", "tls.key"}  # the coordinator's Secret keys
+                names = set(secrets[source["secretName"]]["data"])  # the coordinator's Secrets
             else:
                 obj = one("ConfigMap", source["name"]) if source["name"] != "mpc-trust" else None
                 names = set(obj["data"]) if obj else {"ca.crt", "roster.json"}
@@ -265,6 +299,8 @@ def test_mounted_files_are_the_files_the_configs_name() -> None:
         named = [config["roster_file"], *config["tls"].values()]
         if "identity_file" in config:
             named += [config["identity_file"], config["kek_file"]]
+        if "audit_key_file" in config:
+            named.append(config["audit_key_file"])
         for path in named:
             assert path in files, f"{configmap} names {path}, which no volume provides"
 
@@ -529,6 +565,16 @@ def test_coordinator_config_loads_from_the_rendered_mounts(
     roster = Roster.load(config.roster_file)
     assert [(n.name, n.party) for n in config.nodes] == [(e.name, e.party) for e in roster]
     assert config.metrics_listen is not None
+    # The audit key (a group-readable Secret file) loads, and the audit log opens on the claim.
+    assert config.audit_key_file is not None and config.secret_files_group_readable
+    audit = open_audit_log(config)
+    assert audit is not None
+    with audit:
+        assert audit.head()["public_key"] == (
+            AuditSigner.load(config.audit_key_file, group_readable=True).public_key.hex()
+        )
+    with pytest.raises(Exception, match="accessible by group"):
+        AuditSigner.load(config.audit_key_file)
 
 
 def test_k8s_secrets_command_writes_a_private_bundle(tmp_path: Path) -> None:
@@ -550,9 +596,19 @@ def test_k8s_secrets_command_writes_a_private_bundle(tmp_path: Path) -> None:
         k8s_secrets.NODE_IDENTITY_SECRET,
         k8s_secrets.NODE_KEK_SECRET,
         k8s_secrets.COORDINATOR_TLS_SECRET,
+        k8s_secrets.COORDINATOR_AUDIT_SECRET,
         k8s_secrets.TRUST_CONFIGMAP,
     }
     assert b"PRIVATE KEY" not in (out / "ca.pem").read_bytes()
+    public = json.loads(result.stdout)["audit_public_key"]
+    assert (out / "audit.pub").read_text().strip() == public
+    (audit_secret,) = [
+        d for d in docs if d["metadata"]["name"] == k8s_secrets.COORDINATOR_AUDIT_SECRET
+    ]
+    key_file = tmp_path / "audit.key"
+    key_file.write_bytes(__import__("base64").b64decode(audit_secret["data"]["audit.key"]))
+    key_file.chmod(0o600)
+    assert AuditSigner.load(key_file).public_key.hex() == public
     # The CA key is in no Secret: whoever can read Secrets cannot mint certificates.
     import base64
 
@@ -562,7 +618,7 @@ def test_k8s_secrets_command_writes_a_private_bundle(tmp_path: Path) -> None:
         for d in docs
         for v in d["data"].values()
     ]
-    assert len(stored) == 3 * NODES * 1 + 2 * NODES - NODES + 2 + 2
+    assert len(stored) == 3 * NODES * 1 + 2 * NODES - NODES + 2 + 1 + 2
     assert not any(ca_key in value for value in stored)
     again = subprocess.run(
         [sys.executable, "-m", "coordinator.k8s_secrets", "--out", str(out)],

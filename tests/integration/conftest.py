@@ -17,7 +17,9 @@ import grpc
 import pytest
 import trio
 
-from coordinator.server import Coordinator, NodeAddress, tls_channel_factory
+from coordinator.auth import AuthConfig, Authenticator
+from coordinator.devcluster import CLIENT, DEV_CLIENT_PRINCIPAL
+from coordinator.server import Coordinator, CoordinatorApi, NodeAddress, tls_channel_factory
 from mpcnode import tls
 from mpcnode.identity import NodeIdentity, Roster
 from mpcnode.rpc import SERVER_OPTIONS
@@ -25,6 +27,35 @@ from mpcnode.server import NodeService, node_handlers
 from mpcnode.storage import KeyStore
 
 NAMES = [f"mpc-{k}" for k in range(5)]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What `CoordinatorApi` reads of a grpc.ServicerContext: the call's metadata and the
+    common name of its (verified) client certificate."""
+
+    metadata: tuple[tuple[str, str], ...] = ()
+    common_name: str | None = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        if self.common_name is None:
+            return {}
+        return {"x509_common_name": [self.common_name.encode()]}
+
+
+CLIENT_CTX = CallContext(common_name=CLIENT)
+"""A call from the dev cluster's `client` certificate: org "default" (the org of keys
+`Coordinator.create_key` makes without an owner) with every role."""
+
+
+def local_api(coordinator: Coordinator, auth: dict[str, object] | None = None) -> CoordinatorApi:
+    """The public API over `coordinator`, authenticating as a dev cluster does (the `client`
+    certificate, org-wide over org "default"), or with the given ``"auth"`` config."""
+    config = auth if auth is not None else {"mtls_principals": {CLIENT: DEV_CLIENT_PRINCIPAL}}
+    return CoordinatorApi(coordinator, Authenticator(AuthConfig.from_dict(config)))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from coordinator.server import CoordinatorApi, NodeCallFailed, package_of
+from coordinator.server import NodeCallFailed, package_of
 from mpcnode.crypto import hd
 from mpcnode.crypto.group import SECP256K1
 from mpcnode.errors import InvalidInput
@@ -34,7 +34,7 @@ from mpcnode.protocols.cggmp.presign import PresignaturePublic
 from protos.mpc.v1 import coordinator_pb2, node_pb2
 from tests.ecdsa_checks import check_ecdsa
 from tests.fixtures.aux_info import TEST_COMMITTEE, load_test_aux_info_blobs
-from tests.integration.conftest import InProcessCluster, open_cluster
+from tests.integration.conftest import CLIENT_CTX, InProcessCluster, local_api, open_cluster
 
 TENANT = "acme-corp/payments"
 HARDENED = ["m/0'", "m/1/2h", f"m/{2**31}", f"m/0/{2**32 - 1}", "m/44H/0"]
@@ -118,13 +118,13 @@ def rejects_ecdsa(public_key: bytes, digest: bytes, der: bytes) -> None:
 async def test_ed25519_child_keys_sign_and_verify(tmp_path: Path) -> None:
     async with open_cluster(tmp_path) as cluster:
         coordinator = cluster.coordinator
-        api = CoordinatorApi(coordinator)
+        api = local_api(coordinator)
         info = await coordinator.create_key("ed25519", 3, 5)
         key_id = info.key_id
         package = await root_package(cluster, key_id)
         root = bytes(info.public_key)
 
-        root_info = await api.get_key(coordinator_pb2.GetKeyRequest(key_id=key_id), None)
+        root_info = await api.get_key(coordinator_pb2.GetKeyRequest(key_id=key_id), CLIENT_CTX)
         assert (root_info.path, root_info.xpub, root_info.tenant) == ("m", "", "")
         assert bytes(root_info.public_key) == root
 
@@ -138,7 +138,7 @@ async def test_ed25519_child_keys_sign_and_verify(tmp_path: Path) -> None:
             expected = hd.derive("ed25519", package.public_key, package.chain_code, path)
             child_pk = expected.public_key.encode()
             got = await api.get_key(
-                coordinator_pb2.GetKeyRequest(key_id=key_id, path=text, tenant=tenant), None
+                coordinator_pb2.GetKeyRequest(key_id=key_id, path=text, tenant=tenant), CLIENT_CTX
             )
             assert bytes(got.public_key) == child_pk, text or tenant
             assert bytes(got.chain_code) == expected.chain_code
@@ -152,7 +152,7 @@ async def test_ed25519_child_keys_sign_and_verify(tmp_path: Path) -> None:
                 coordinator_pb2.SignRequest(
                     key_id=key_id, message=message, path=text, tenant=tenant
                 ),
-                None,
+                CLIENT_CTX,
             )
             assert bytes(reply.public_key) == child_pk
             assert reply.path == hd.format_path(path)
@@ -162,7 +162,7 @@ async def test_ed25519_child_keys_sign_and_verify(tmp_path: Path) -> None:
 
         # "m" and no path both mean the root key.
         reply = await api.sign(
-            coordinator_pb2.SignRequest(key_id=key_id, message=b"root", path="m"), None
+            coordinator_pb2.SignRequest(key_id=key_id, message=b"root", path="m"), CLIENT_CTX
         )
         assert (bytes(reply.public_key), reply.path) == (root, "m")
         verify_ed25519(root, b"root", bytes(reply.signature))
@@ -172,17 +172,19 @@ async def test_hardened_and_malformed_paths_are_refused_before_any_node_call(
     cluster: InProcessCluster,
 ) -> None:
     coordinator = cluster.coordinator
-    api = CoordinatorApi(coordinator)
+    api = local_api(coordinator)
     info = await coordinator.create_key("ed25519", 3, 5)
     calls = count_node_calls(cluster)
     for text in HARDENED:
         with pytest.raises(hd.HardenedPathError, match="hardened") as caught:
             await api.sign(
-                coordinator_pb2.SignRequest(key_id=info.key_id, message=b"x", path=text), None
+                coordinator_pb2.SignRequest(key_id=info.key_id, message=b"x", path=text), CLIENT_CTX
             )
         assert "private key" in str(caught.value)
         with pytest.raises(hd.HardenedPathError, match="hardened"):
-            await api.get_key(coordinator_pb2.GetKeyRequest(key_id=info.key_id, path=text), None)
+            await api.get_key(
+                coordinator_pb2.GetKeyRequest(key_id=info.key_id, path=text), CLIENT_CTX
+            )
     for text in ("m/x", "0/1/2/", "m//1", "m/-1"):
         with pytest.raises(InvalidInput):
             await coordinator.sign_request(info.key_id, b"x", path=text)
@@ -224,13 +226,13 @@ async def ecdsa(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
 
 async def test_secp256k1_child_keys_sign_and_verify(ecdsa: InProcessCluster) -> None:
     coordinator = ecdsa.coordinator
-    api = CoordinatorApi(coordinator)
+    api = local_api(coordinator)
     info = await coordinator.create_key("secp256k1", 3, 5)
     key_id = info.key_id
     package = await root_package(ecdsa, key_id)
     root = bytes(info.public_key)
 
-    root_info = await api.get_key(coordinator_pb2.GetKeyRequest(key_id=key_id), None)
+    root_info = await api.get_key(coordinator_pb2.GetKeyRequest(key_id=key_id), CLIENT_CTX)
     assert root_info.path == "m" and root_info.xpub.startswith("xpub")
     check_xpub(root_info, ())
 
@@ -241,7 +243,7 @@ async def test_secp256k1_child_keys_sign_and_verify(ecdsa: InProcessCluster) -> 
         expected = hd.derive("secp256k1", package.public_key, package.chain_code, path)
         child_pk = expected.public_key.encode()
         got = await api.get_key(
-            coordinator_pb2.GetKeyRequest(key_id=key_id, path=text, tenant=tenant), None
+            coordinator_pb2.GetKeyRequest(key_id=key_id, path=text, tenant=tenant), CLIENT_CTX
         )
         assert bytes(got.public_key) == child_pk
         assert got.path == hd.format_path(path) and got.tenant == tenant
@@ -250,7 +252,7 @@ async def test_secp256k1_child_keys_sign_and_verify(ecdsa: InProcessCluster) -> 
         message = f"pay from {got.path}".encode()
         reply = await api.sign(
             coordinator_pb2.SignRequest(key_id=key_id, message=message, path=text, tenant=tenant),
-            None,
+            CLIENT_CTX,
         )
         assert bytes(reply.public_key) == child_pk and reply.path == got.path
         assert bytes(reply.digest) == hashlib.sha256(message).digest()
@@ -268,7 +270,8 @@ async def test_secp256k1_child_keys_sign_and_verify(ecdsa: InProcessCluster) -> 
     child_pk = expected.public_key.encode()
     digest = hashlib.sha256(b"a prehashed document").digest()
     reply = await api.sign(
-        coordinator_pb2.SignRequest(key_id=key_id, digest=digest, path=hd.format_path(p2)), None
+        coordinator_pb2.SignRequest(key_id=key_id, digest=digest, path=hd.format_path(p2)),
+        CLIENT_CTX,
     )
     assert bytes(reply.public_key) == child_pk and reply.path == hd.format_path(p2)
     check_ecdsa(

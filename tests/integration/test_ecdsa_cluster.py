@@ -19,7 +19,7 @@ import pytest
 import trio
 
 import mpcnode.server as node_server
-from coordinator.server import Coordinator, CoordinatorApi, tls_channel_factory
+from coordinator.server import Coordinator, tls_channel_factory
 from mpcnode.crypto.group import SECP256K1
 from mpcnode.errors import InvalidInput, ProtocolAborted
 from mpcnode.protocols.base import BROADCAST, Incoming, Outgoing, Session
@@ -29,7 +29,7 @@ from protos.mpc.v1 import coordinator_pb2, node_pb2
 from tests.ecdsa_checks import check_ecdsa
 from tests.fixtures.aux_info import TEST_COMMITTEE, load_test_aux_info_blobs
 from tests.fixtures.primes import load_test_primes
-from tests.integration.conftest import InProcessCluster, open_cluster
+from tests.integration.conftest import CLIENT_CTX, InProcessCluster, local_api, open_cluster
 
 Q = SECP256K1.order
 
@@ -63,13 +63,13 @@ def listed(cluster: InProcessCluster, party: int, key_id: str) -> set[bytes]:
 
 
 async def api_sign(cluster: InProcessCluster, key_id: str, **fields: Any) -> Any:
-    api = CoordinatorApi(cluster.coordinator)
-    return await api.sign(coordinator_pb2.SignRequest(key_id=key_id, **fields), None)
+    api = local_api(cluster.coordinator)
+    return await api.sign(coordinator_pb2.SignRequest(key_id=key_id, **fields), CLIENT_CTX)
 
 
 async def test_keygen_pool_signatures_and_digest_signature(ecdsa: InProcessCluster) -> None:
     coordinator = ecdsa.coordinator
-    api = CoordinatorApi(coordinator)
+    api = local_api(coordinator)
     info = await coordinator.create_key("secp256k1", 3, 5)
     assert info.scheme == "secp256k1" and len(info.public_key) == 33
     SECP256K1.decode_point(bytes(info.public_key))
@@ -78,7 +78,9 @@ async def test_keygen_pool_signatures_and_digest_signature(ecdsa: InProcessClust
     coordinator.pools.target = 2
     coordinator.refiller.ensure(key_id)
     await wait_ready(coordinator, key_id, (1, 2, 3), 2)
-    status = await api.presign_status(coordinator_pb2.PresignStatusRequest(key_id=key_id), None)
+    status = await api.presign_status(
+        coordinator_pb2.PresignStatusRequest(key_id=key_id), CLIENT_CTX
+    )
     [pool] = status.pools
     assert (status.target, list(pool.signers), pool.ready, pool.made, pool.used) == (
         2,
@@ -377,22 +379,22 @@ async def follow(coordinator: Coordinator, operation_id: str) -> list[tuple[str,
 
 async def test_aux_info_operation_waits_for_primes_then_runs(aux_cluster: InProcessCluster) -> None:
     coordinator = aux_cluster.coordinator
-    api = CoordinatorApi(coordinator)
+    api = local_api(coordinator)
     for service in aux_cluster.services.values():
         service.aux_info_factory = stand_in_factory()
     add_primes(aux_cluster, 2)  # half of what one run takes
-    op = await api.start_aux_info(coordinator_pb2.StartAuxInfoRequest(), None)
+    op = await api.start_aux_info(coordinator_pb2.StartAuxInfoRequest(), CLIENT_CTX)
     assert (op.kind, op.state) == ("aux-info", "waiting-for-primes")
     await trio.sleep(0.5)
     op = await api.get_operation(
         coordinator_pb2.GetOperationRequest(operation_id=op.operation_id),
-        None,
+        CLIENT_CTX,
     )
     assert op.state == "waiting-for-primes"
     assert dict(op.primes_ready) == {f"mpc-{k}": 2 for k in range(5)}
     assert "mpc-0 2/4" in op.stage
     # Only one at a time: a second start returns the running operation.
-    again = await api.start_aux_info(coordinator_pb2.StartAuxInfoRequest(), None)
+    again = await api.start_aux_info(coordinator_pb2.StartAuxInfoRequest(), CLIENT_CTX)
     assert again.operation_id == op.operation_id
     assert await aux_status(aux_cluster) == [False] * 5
 

@@ -421,6 +421,7 @@ async def test_unfinished_reshare_is_superseded_and_concurrent_ones_queue(
         dealers=[1, 2, 3],
         new_parties=[1, 2, 3, 4, 5],
         old_public=old.encode(),
+        owner_org="default",  # the key's owner (coordinator DEFAULT_OWNER): a valid request
     )
     for party in range(1, 6):
         await coordinator._call(party, "Start", abandoned, 10)

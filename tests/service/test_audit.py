@@ -93,7 +93,7 @@ def _expect(
 
 def _changed(value: Any, name: str) -> Any:
     """A different value of the same shape (hex stays hex, so only the content changes)."""
-    if name in ("prev", "hash"):
+    if name in ("prev", "hash", "sig"):
         return ("0" if value[0] != "0" else "1") + value[1:]
     if isinstance(value, bool):
         return not value
@@ -326,7 +326,9 @@ def test_every_field_edit_is_named(
     entry[name] = _changed(entry[name], name)
     lines[index] = canonical_json(entry)
     _write_lines(filled, lines)
-    _expect(filled, signer, "edited", index, index + 1)
+    # The signature does not cover itself: an altered sig is a bad signature, not a bad hash.
+    kind = "bad entry signature" if name == "sig" else "edited"
+    _expect(filled, signer, kind, index, index + 1)
 
 
 @pytest.mark.parametrize("index", range(N))
@@ -334,9 +336,10 @@ def test_every_field_edit_is_named(
 def test_every_field_edit_with_its_hash_recomputed_is_named(
     filled: Path, signer: AuditSigner, index: int, name: str
 ) -> None:
-    """The edited entry's own hash checks out, so the next entry's prev (or, for the last
-    entry, the signed head) gives it away. An altered prev is indistinguishable from an
-    edit of the entry before it, which is the entry named."""
+    """The edited entry's own hash checks out, but its signature (over the old hash) does
+    not. An altered prev is caught by the chain first and is indistinguishable from an edit
+    of the entry before it, which is the entry named; an altered seq or log_id is named as
+    an edit before the signature is looked at."""
     lines = _lines(filled)
     entry = json.loads(lines[index])
     entry[name] = _changed(entry[name], name)
@@ -344,9 +347,12 @@ def test_every_field_edit_with_its_hash_recomputed_is_named(
     lines[index] = canonical_json(entry)
     _write_lines(filled, lines)
     named = index - 1 if name == "prev" and index > 0 else index
-    report = _expect(filled, signer, "edited", named, named + 1)
+    kind = "edited" if name in ("prev", "seq", "log_id") else "bad entry signature"
+    report = _expect(filled, signer, kind, named, named + 1)
     if name == "prev" and index > 0:
         assert "its own prev was altered" in (report.error or "")
+    if kind == "bad entry signature":
+        assert f"entry {index} (line {index + 1}) has a bad signature" in (report.error or "")
 
 
 def test_text_level_edit_is_named(filled: Path, signer: AuditSigner) -> None:
@@ -425,23 +431,60 @@ def test_deleted_log_file_is_refused(filled: Path, signer: AuditSigner) -> None:
         AuditLog(filled, "coordinator", signer)
 
 
-def _forged_entry(lines: list[bytes]) -> bytes:
+def _forged_entry(lines: list[bytes], key: AuditSigner | None = None) -> bytes:
+    """A correctly chained next entry; its sig copied from the last entry, or made by `key`."""
     last = json.loads(lines[-1])
     forged = dict(last, seq=last["seq"] + 1, prev=last["hash"], action="key.delete")
     forged["hash"] = entry_hash(forged)
+    if key is not None:
+        forged["sig"] = key.sign(audit.entry_message(forged["log_id"], forged["hash"])).hex()
     return canonical_json(forged)
 
 
-def test_appended_forged_entry_is_named(filled: Path, signer: AuditSigner) -> None:
+@pytest.mark.parametrize("other_key", [False, True])
+def test_appended_forged_entry_is_named_and_never_signed_over(
+    filled: Path, signer: AuditSigner, other_key: bool
+) -> None:
+    """One correctly chained entry past the head looks like the state a crash leaves; without
+    the signer's key its own signature gives it away, and a restart refuses it rather than
+    signing a new head over it."""
+    head_before = (filled / HEAD_NAME).read_bytes()
     lines = _lines(filled)
-    lines.append(_forged_entry(lines))
+    lines.append(_forged_entry(lines, AuditSigner.generate("coordinator") if other_key else None))
     _write_lines(filled, lines)
-    report = _verify(filled, signer)
-    assert (report.kind, report.seq, report.line) == ("extended", N, N + 1)
-    # Two forged entries are refused on open as well.
-    lines.append(_forged_entry(lines))
+    report = _expect(filled, signer, "bad entry signature", N, N + 1)
+    assert f"entry {N} (line {N + 1}) has a bad signature" in (report.error or "")
+    assert (filled / HEAD_NAME).read_bytes() == head_before
+    # Without a trusted key too: the entries are checked under the head's key.
+    assert verify_log(filled / LOG_NAME).kind == "bad entry signature"
+
+
+def test_entries_carry_a_signature_under_the_signer_key(filled: Path, signer: AuditSigner) -> None:
+    import nacl.signing
+
+    key = nacl.signing.VerifyKey(signer.public_key)
+    for line in _lines(filled):
+        entry = json.loads(line)
+        key.verify(audit.entry_message("coordinator", entry["hash"]), bytes.fromhex(entry["sig"]))
+        assert entry["hash"] == entry_hash(entry)  # sig is not under the hash
+
+
+def test_forged_entry_in_the_middle_is_named(filled: Path, signer: AuditSigner) -> None:
+    """Rewriting an entry and re-chaining everything after it (hashes recomputed) still fails
+    at the first rewritten entry's signature."""
+    lines = _lines(filled)
+    prev = json.loads(lines[3])["hash"]
+    for i in range(4, N):
+        entry = json.loads(lines[i])
+        if i == 4:
+            entry["outcome"] = "ok"
+            entry["actor"] = {"subject": "someone-else"}
+        entry["prev"] = prev
+        entry["hash"] = prev = entry_hash(entry)
+        lines[i] = canonical_json(entry)
     _write_lines(filled, lines)
-    _expect(filled, signer, "extended", N, N + 1)
+    _resign(filled, signer, hash=prev)  # even with a correctly re-signed head
+    _expect(filled, signer, "bad entry signature", 4, 5)
 
 
 def test_forged_entry_from_another_log_is_named(tmp_path: Path, signer: AuditSigner) -> None:
@@ -480,8 +523,25 @@ def test_head_signed_by_another_key_is_named(filled: Path, signer: AuditSigner) 
     _resign(filled, AuditSigner.generate("coordinator"))
     report = _expect(filled, signer, "bad head signature", None, None)
     assert "not the trusted key" in (report.error or "")
-    # Without a trusted key the forgery passes: that is what trusted_key=false warns about.
-    assert verify_log(filled / LOG_NAME).ok
+    # Without a trusted key the entries' signatures (under the head's key) give it away ...
+    assert verify_log(filled / LOG_NAME).kind == "bad entry signature"
+
+
+def test_log_rewritten_with_another_key_needs_the_trusted_key(
+    filled: Path, signer: AuditSigner
+) -> None:
+    mallory = AuditSigner.generate("coordinator")
+    lines = []
+    for line in _lines(filled):
+        entry = json.loads(line)
+        entry["sig"] = mallory.sign(audit.entry_message("coordinator", entry["hash"])).hex()
+        lines.append(canonical_json(entry))
+    _write_lines(filled, lines)
+    _resign(filled, mallory)
+    # ... but a log re-signed wholesale passes without one: what trusted_key=false warns about.
+    report = verify_log(filled / LOG_NAME)
+    assert report.ok and not report.trusted_key
+    _expect(filled, signer, "bad head signature", None, None)
 
 
 def test_head_with_the_right_public_key_but_a_wrong_signature(

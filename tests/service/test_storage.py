@@ -305,6 +305,7 @@ def test_record_moved_to_another_node_fails(tmp_path: Path, kek: bytes) -> None:
     with _raw(dir0) as raw:
         key_row = raw.execute("SELECT * FROM keys").fetchone()
         tenant_row = raw.execute("SELECT * FROM tenants").fetchone()
+        dk_row = raw.execute("SELECT * FROM key_data_keys").fetchone()
 
     # 1. The whole database handed to another node name is refused outright.
     with pytest.raises(InvalidInput, match="belongs to node 'mpc-0'"):
@@ -319,17 +320,21 @@ def test_record_moved_to_another_node_fails(tmp_path: Path, kek: bytes) -> None:
         assert got is not None
         with pytest.raises(InvalidInput, match="data key"):
             got.secret()
+        with _raw(dir1) as raw:
+            raw.execute("INSERT INTO key_data_keys VALUES (?, ?, ?, ?)", dk_row)
+        with pytest.raises(InvalidInput, match="data key of key 'k1' failed authentication"):
+            got.secret()
 
         # 3. Even with the data key re-wrapped for mpc-1 (an attacker holding the KEK),
         #    the record itself is bound to mpc-0 by its AAD.
-        wrapped = bytes(tenant_row[1])
-        old_aad = encode_fields([b"mpc.v1.tenant-key", b"mpc-0", b"default"])
+        wrapped = bytes(dk_row[2])
+        old_aad = encode_fields([b"mpc.v1.key-data-key", b"mpc-0", b"k1"])
         data_key = AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], old_aad)
-        new_aad = encode_fields([b"mpc.v1.tenant-key", b"mpc-1", b"default"])
+        new_aad = encode_fields([b"mpc.v1.key-data-key", b"mpc-1", b"k1"])
         nonce = os.urandom(12)
         rewrapped = nonce + AESGCM(kek).encrypt(nonce, data_key, new_aad)
         with _raw(dir1) as raw:
-            raw.execute("UPDATE tenants SET wrapped_key=? WHERE tenant='default'", (rewrapped,))
+            raw.execute("UPDATE key_data_keys SET wrapped_key=? WHERE key_id='k1'", (rewrapped,))
         with pytest.raises(InvalidInput, match="record authentication failed"):
             got.secret()
         # Sanity: with the node name it was sealed for, the same data key opens it.
@@ -341,9 +346,9 @@ def test_record_moved_to_another_node_fails(tmp_path: Path, kek: bytes) -> None:
 def test_tampered_wrapped_data_key_fails(store: KeyStore, data_dir: Path) -> None:
     _put_two(store)
     with _raw(data_dir) as raw:
-        (wrapped,) = raw.execute("SELECT wrapped_key FROM tenants").fetchone()
+        (wrapped,) = raw.execute("SELECT wrapped_key FROM key_data_keys").fetchone()
         flipped = bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 1])
-        raw.execute("UPDATE tenants SET wrapped_key=?", (flipped,))
+        raw.execute("UPDATE key_data_keys SET wrapped_key=?", (flipped,))
     got = store.get_active("k1")
     assert got is not None
     with pytest.raises(InvalidInput, match="failed authentication"):
@@ -372,8 +377,9 @@ def test_wrong_kek_cannot_open_tenant_key(data_dir: Path, kek: bytes) -> None:
     with KeyStore(data_dir / "other", NODE, wrong):  # a store whose KEK check accepts `wrong`
         pass
     with _raw(data_dir / "other") as other, _raw(data_dir) as raw:
-        (check,) = other.execute("SELECT value FROM meta WHERE name='kek_check'").fetchone()
-        raw.execute("UPDATE meta SET value=? WHERE name='kek_check'", (check,))
+        for name in ("kek_check", "kek_fingerprint"):
+            (value,) = other.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+            raw.execute("UPDATE meta SET value=? WHERE name=?", (value, name))
     with KeyStore(data_dir, NODE, wrong) as store:
         [pending] = store.pending_keys()
         with pytest.raises(InvalidInput, match="wrong KEK") as info:
@@ -449,24 +455,30 @@ def test_delete_tenant_shreds_its_records(store: KeyStore, data_dir: Path) -> No
     with _raw(data_dir) as raw:
         stolen_row = raw.execute("SELECT * FROM keys WHERE key_id='t1'").fetchone()
         (wrapped,) = raw.execute("SELECT wrapped_key FROM tenants WHERE tenant='acme'").fetchone()
+        (key_wrapped,) = raw.execute(
+            "SELECT wrapped_key FROM key_data_keys WHERE key_id='t1'"
+        ).fetchone()
     assert bytes(wrapped) in _files_bytes(data_dir)
 
-    store.delete_tenant("acme")
+    assert store.delete_tenant("acme") == ["t1"]
 
     assert store.get_active("t1") is None
     assert bytes(wrapped) not in _files_bytes(data_dir)  # gone from database and WAL
+    assert bytes(key_wrapped) not in _files_bytes(data_dir)
     assert bytes(stolen_row[6]) not in _files_bytes(data_dir)
     other = store.get_active("d1")  # other tenants are untouched
     assert other is not None and other.secret() == b"default secret"
 
     # A copy of the sealed record, put back after the tenant is recreated, stays sealed:
-    # the new tenant data key is a different one.
+    # its data key is gone (and the key id is tombstoned: it is never stored again).
     store.put_pending("t2", 0, "ed25519", b"pub-t2", b"new", tenant="acme")
+    with pytest.raises(InvalidInput, match="was deleted"):
+        store.put_pending("t1", 1, "ed25519", b"pub-t1", b"again", tenant="acme")
     with _raw(data_dir) as raw:
         raw.execute("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", stolen_row)
     restored = store.get_active("t1")
     assert restored is not None
-    with pytest.raises(InvalidInput, match="record authentication failed"):
+    with pytest.raises(InvalidInput, match="no data key"):
         restored.secret()
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/mpc/v1/coordinator.proto\x12\x06mpc.v1\"F\n\x10\x43reateKeyRequest\x12\x0e\n\x06scheme\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\r\x12\x0f\n\x07parties\x18\x03 \x01(\r\"\xde\x01\n\x07KeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06scheme\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\x0f\n\x07parties\x18\x05 \x01(\r\x12\x12\n\nchain_code\x18\x06 \x01(\x0c\x12\x12\n\ngeneration\x18\x07 \x01(\r\x12\x0c\n\x04path\x18\x08 \x01(\t\x12\x0c\n\x04xpub\x18\t \x01(\t\x12\x0e\n\x06tenant\x18\n \x01(\t\x12\x16\n\x0eholder_parties\x18\x0b \x03(\r\x12\x0f\n\x07holders\x18\x0c \x03(\t\"D\n\x0eReshareRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07parties\x18\x02 \x03(\r\x12\x11\n\tthreshold\x18\x03 \x01(\r\"=\n\rGetKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"\x11\n\x0fListKeysRequest\"1\n\x10ListKeysResponse\x12\x1d\n\x04keys\x18\x01 \x03(\x0b\x32\x0f.mpc.v1.KeyInfo\"\\\n\x0bSignRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\"\xb0\x01\n\x0cSignResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x0f\n\x07signers\x18\x04 \x03(\t\x12\x0e\n\x06scheme\x18\x05 \x01(\t\x12\x15\n\rsignature_der\x18\x06 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x07 \x01(\r\x12\x0e\n\x06\x64igest\x18\x08 \x01(\x0c\x12\x0c\n\x04path\x18\t \x01(\t\"\x15\n\x13StartAuxInfoRequest\"+\n\x13GetOperationRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\"\xfb\x01\n\tOperation\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\r\n\x05round\x18\x05 \x01(\r\x12\x0e\n\x06rounds\x18\x06 \x01(\r\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x63ulprits\x18\x08 \x03(\t\x12\x38\n\x0cprimes_ready\x18\t \x03(\x0b\x32\".mpc.v1.Operation.PrimesReadyEntry\x1a\x32\n\x10PrimesReadyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"&\n\x14PresignStatusRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"[\n\x15PresignStatusResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\r\x12\"\n\x05pools\x18\x03 \x03(\x0b\x32\x13.mpc.v1.PresignPool\"\\\n\x0bPresignPool\x12\x0f\n\x07signers\x18\x01 \x03(\t\x12\r\n\x05ready\x18\x02 \x01(\r\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x0c\n\x04made\x18\x04 \x01(\x04\x12\x0c\n\x04used\x18\x05 \x01(\x04\x32\xeb\x03\n\x0b\x43oordinator\x12\x36\n\tCreateKey\x12\x18.mpc.v1.CreateKeyRequest\x1a\x0f.mpc.v1.KeyInfo\x12\x30\n\x06GetKey\x12\x15.mpc.v1.GetKeyRequest\x1a\x0f.mpc.v1.KeyInfo\x12=\n\x08ListKeys\x12\x17.mpc.v1.ListKeysRequest\x1a\x18.mpc.v1.ListKeysResponse\x12\x31\n\x04Sign\x12\x13.mpc.v1.SignRequest\x1a\x14.mpc.v1.SignResponse\x12>\n\x0cStartAuxInfo\x12\x1b.mpc.v1.StartAuxInfoRequest\x1a\x11.mpc.v1.Operation\x12>\n\x0cGetOperation\x12\x1b.mpc.v1.GetOperationRequest\x1a\x11.mpc.v1.Operation\x12L\n\rPresignStatus\x12\x1c.mpc.v1.PresignStatusRequest\x1a\x1d.mpc.v1.PresignStatusResponse\x12\x32\n\x07Reshare\x12\x16.mpc.v1.ReshareRequest\x1a\x0f.mpc.v1.KeyInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/mpc/v1/coordinator.proto\x12\x06mpc.v1\"\\\n\x10\x43reateKeyRequest\x12\x0e\n\x06scheme\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\r\x12\x0f\n\x07parties\x18\x03 \x01(\r\x12\x14\n\x0cowner_tenant\x18\x04 \x01(\t\"\x81\x02\n\x07KeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06scheme\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\x0f\n\x07parties\x18\x05 \x01(\r\x12\x12\n\nchain_code\x18\x06 \x01(\x0c\x12\x12\n\ngeneration\x18\x07 \x01(\r\x12\x0c\n\x04path\x18\x08 \x01(\t\x12\x0c\n\x04xpub\x18\t \x01(\t\x12\x0e\n\x06tenant\x18\n \x01(\t\x12\x16\n\x0eholder_parties\x18\x0b \x03(\r\x12\x0f\n\x07holders\x18\x0c \x03(\t\x12\x0b\n\x03org\x18\r \x01(\t\x12\x14\n\x0cowner_tenant\x18\x0e \x01(\t\"D\n\x0eReshareRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07parties\x18\x02 \x03(\r\x12\x11\n\tthreshold\x18\x03 \x01(\r\"=\n\rGetKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"\x11\n\x0fListKeysRequest\"1\n\x10ListKeysResponse\x12\x1d\n\x04keys\x18\x01 \x03(\x0b\x32\x0f.mpc.v1.KeyInfo\"\\\n\x0bSignRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\"\xb0\x01\n\x0cSignResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x0f\n\x07signers\x18\x04 \x03(\t\x12\x0e\n\x06scheme\x18\x05 \x01(\t\x12\x15\n\rsignature_der\x18\x06 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x07 \x01(\r\x12\x0e\n\x06\x64igest\x18\x08 \x01(\x0c\x12\x0c\n\x04path\x18\t \x01(\t\"\x15\n\x13StartAuxInfoRequest\"+\n\x13GetOperationRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\"\xfb\x01\n\tOperation\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\r\n\x05round\x18\x05 \x01(\r\x12\x0e\n\x06rounds\x18\x06 \x01(\r\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x63ulprits\x18\x08 \x03(\t\x12\x38\n\x0cprimes_ready\x18\t \x03(\x0b\x32\".mpc.v1.Operation.PrimesReadyEntry\x1a\x32\n\x10PrimesReadyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"&\n\x14PresignStatusRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"[\n\x15PresignStatusResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\r\x12\"\n\x05pools\x18\x03 \x03(\x0b\x32\x13.mpc.v1.PresignPool\"\\\n\x0bPresignPool\x12\x0f\n\x07signers\x18\x01 \x03(\t\x12\r\n\x05ready\x18\x02 \x01(\r\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x0c\n\x04made\x18\x04 \x01(\x04\x12\x0c\n\x04used\x18\x05 \x01(\x04\"\"\n\x10\x44\x65leteKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"%\n\x13\x44\x65leteTenantRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"E\n\x0e\x44\x65leteResponse\x12\x0f\n\x07key_ids\x18\x01 \x03(\t\x12\"\n\x05nodes\x18\x02 \x03(\x0b\x32\x13.mpc.v1.NodeOutcome\"E\n\x0bNodeOutcome\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x17\n\x0fkek_fingerprint\x18\x03 \x01(\t\"&\n\x15RotateNodeKeksRequest\x12\r\n\x05nodes\x18\x01 \x03(\t\"<\n\x16RotateNodeKeksResponse\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.mpc.v1.NodeOutcome2\xc0\x05\n\x0b\x43oordinator\x12\x36\n\tCreateKey\x12\x18.mpc.v1.CreateKeyRequest\x1a\x0f.mpc.v1.KeyInfo\x12\x30\n\x06GetKey\x12\x15.mpc.v1.GetKeyRequest\x1a\x0f.mpc.v1.KeyInfo\x12=\n\x08ListKeys\x12\x17.mpc.v1.ListKeysRequest\x1a\x18.mpc.v1.ListKeysResponse\x12\x31\n\x04Sign\x12\x13.mpc.v1.SignRequest\x1a\x14.mpc.v1.SignResponse\x12>\n\x0cStartAuxInfo\x12\x1b.mpc.v1.StartAuxInfoRequest\x1a\x11.mpc.v1.Operation\x12>\n\x0cGetOperation\x12\x1b.mpc.v1.GetOperationRequest\x1a\x11.mpc.v1.Operation\x12L\n\rPresignStatus\x12\x1c.mpc.v1.PresignStatusRequest\x1a\x1d.mpc.v1.PresignStatusResponse\x12\x32\n\x07Reshare\x12\x16.mpc.v1.ReshareRequest\x1a\x0f.mpc.v1.KeyInfo\x12=\n\tDeleteKey\x12\x18.mpc.v1.DeleteKeyRequest\x1a\x16.mpc.v1.DeleteResponse\x12\x43\n\x0c\x44\x65leteTenant\x12\x1b.mpc.v1.DeleteTenantRequest\x1a\x16.mpc.v1.DeleteResponse\x12O\n\x0eRotateNodeKeks\x12\x1d.mpc.v1.RotateNodeKeksRequest\x1a\x1e.mpc.v1.RotateNodeKeksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,35 +34,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATION_PRIMESREADYENTRY']._loaded_options = None
   _globals['_OPERATION_PRIMESREADYENTRY']._serialized_options = b'8\001'
   _globals['_CREATEKEYREQUEST']._serialized_start=43
-  _globals['_CREATEKEYREQUEST']._serialized_end=113
-  _globals['_KEYINFO']._serialized_start=116
-  _globals['_KEYINFO']._serialized_end=338
-  _globals['_RESHAREREQUEST']._serialized_start=340
-  _globals['_RESHAREREQUEST']._serialized_end=408
-  _globals['_GETKEYREQUEST']._serialized_start=410
-  _globals['_GETKEYREQUEST']._serialized_end=471
-  _globals['_LISTKEYSREQUEST']._serialized_start=473
-  _globals['_LISTKEYSREQUEST']._serialized_end=490
-  _globals['_LISTKEYSRESPONSE']._serialized_start=492
-  _globals['_LISTKEYSRESPONSE']._serialized_end=541
-  _globals['_SIGNREQUEST']._serialized_start=543
-  _globals['_SIGNREQUEST']._serialized_end=635
-  _globals['_SIGNRESPONSE']._serialized_start=638
-  _globals['_SIGNRESPONSE']._serialized_end=814
-  _globals['_STARTAUXINFOREQUEST']._serialized_start=816
-  _globals['_STARTAUXINFOREQUEST']._serialized_end=837
-  _globals['_GETOPERATIONREQUEST']._serialized_start=839
-  _globals['_GETOPERATIONREQUEST']._serialized_end=882
-  _globals['_OPERATION']._serialized_start=885
-  _globals['_OPERATION']._serialized_end=1136
-  _globals['_OPERATION_PRIMESREADYENTRY']._serialized_start=1086
-  _globals['_OPERATION_PRIMESREADYENTRY']._serialized_end=1136
-  _globals['_PRESIGNSTATUSREQUEST']._serialized_start=1138
-  _globals['_PRESIGNSTATUSREQUEST']._serialized_end=1176
-  _globals['_PRESIGNSTATUSRESPONSE']._serialized_start=1178
-  _globals['_PRESIGNSTATUSRESPONSE']._serialized_end=1269
-  _globals['_PRESIGNPOOL']._serialized_start=1271
-  _globals['_PRESIGNPOOL']._serialized_end=1363
-  _globals['_COORDINATOR']._serialized_start=1366
-  _globals['_COORDINATOR']._serialized_end=1857
+  _globals['_CREATEKEYREQUEST']._serialized_end=135
+  _globals['_KEYINFO']._serialized_start=138
+  _globals['_KEYINFO']._serialized_end=395
+  _globals['_RESHAREREQUEST']._serialized_start=397
+  _globals['_RESHAREREQUEST']._serialized_end=465
+  _globals['_GETKEYREQUEST']._serialized_start=467
+  _globals['_GETKEYREQUEST']._serialized_end=528
+  _globals['_LISTKEYSREQUEST']._serialized_start=530
+  _globals['_LISTKEYSREQUEST']._serialized_end=547
+  _globals['_LISTKEYSRESPONSE']._serialized_start=549
+  _globals['_LISTKEYSRESPONSE']._serialized_end=598
+  _globals['_SIGNREQUEST']._serialized_start=600
+  _globals['_SIGNREQUEST']._serialized_end=692
+  _globals['_SIGNRESPONSE']._serialized_start=695
+  _globals['_SIGNRESPONSE']._serialized_end=871
+  _globals['_STARTAUXINFOREQUEST']._serialized_start=873
+  _globals['_STARTAUXINFOREQUEST']._serialized_end=894
+  _globals['_GETOPERATIONREQUEST']._serialized_start=896
+  _globals['_GETOPERATIONREQUEST']._serialized_end=939
+  _globals['_OPERATION']._serialized_start=942
+  _globals['_OPERATION']._serialized_end=1193
+  _globals['_OPERATION_PRIMESREADYENTRY']._serialized_start=1143
+  _globals['_OPERATION_PRIMESREADYENTRY']._serialized_end=1193
+  _globals['_PRESIGNSTATUSREQUEST']._serialized_start=1195
+  _globals['_PRESIGNSTATUSREQUEST']._serialized_end=1233
+  _globals['_PRESIGNSTATUSRESPONSE']._serialized_start=1235
+  _globals['_PRESIGNSTATUSRESPONSE']._serialized_end=1326
+  _globals['_PRESIGNPOOL']._serialized_start=1328
+  _globals['_PRESIGNPOOL']._serialized_end=1420
+  _globals['_DELETEKEYREQUEST']._serialized_start=1422
+  _globals['_DELETEKEYREQUEST']._serialized_end=1456
+  _globals['_DELETETENANTREQUEST']._serialized_start=1458
+  _globals['_DELETETENANTREQUEST']._serialized_end=1495
+  _globals['_DELETERESPONSE']._serialized_start=1497
+  _globals['_DELETERESPONSE']._serialized_end=1566
+  _globals['_NODEOUTCOME']._serialized_start=1568
+  _globals['_NODEOUTCOME']._serialized_end=1637
+  _globals['_ROTATENODEKEKSREQUEST']._serialized_start=1639
+  _globals['_ROTATENODEKEKSREQUEST']._serialized_end=1677
+  _globals['_ROTATENODEKEKSRESPONSE']._serialized_start=1679
+  _globals['_ROTATENODEKEKSRESPONSE']._serialized_end=1739
+  _globals['_COORDINATOR']._serialized_start=1742
+  _globals['_COORDINATOR']._serialized_end=2446
 # @@protoc_insertion_point(module_scope)

@@ -7,17 +7,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateKeyRequest(_message.Message):
-    __slots__ = ("scheme", "threshold", "parties")
+    __slots__ = ("scheme", "threshold", "parties", "owner_tenant")
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_TENANT_FIELD_NUMBER: _ClassVar[int]
     scheme: str
     threshold: int
     parties: int
-    def __init__(self, scheme: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ...) -> None: ...
+    owner_tenant: str
+    def __init__(self, scheme: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., owner_tenant: _Optional[str] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
-    __slots__ = ("key_id", "scheme", "public_key", "threshold", "parties", "chain_code", "generation", "path", "xpub", "tenant", "holder_parties", "holders")
+    __slots__ = ("key_id", "scheme", "public_key", "threshold", "parties", "chain_code", "generation", "path", "xpub", "tenant", "holder_parties", "holders", "org", "owner_tenant")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +32,8 @@ class KeyInfo(_message.Message):
     TENANT_FIELD_NUMBER: _ClassVar[int]
     HOLDER_PARTIES_FIELD_NUMBER: _ClassVar[int]
     HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    ORG_FIELD_NUMBER: _ClassVar[int]
+    OWNER_TENANT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     scheme: str
     public_key: bytes
@@ -42,7 +46,9 @@ class KeyInfo(_message.Message):
     tenant: str
     holder_parties: _containers.RepeatedScalarFieldContainer[int]
     holders: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., public_key: _Optional[bytes] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., path: _Optional[str] = ..., xpub: _Optional[str] = ..., tenant: _Optional[str] = ..., holder_parties: _Optional[_Iterable[int]] = ..., holders: _Optional[_Iterable[str]] = ...) -> None: ...
+    org: str
+    owner_tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., public_key: _Optional[bytes] = ..., threshold: _Optional[int] = ..., parties: _Optional[int] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., path: _Optional[str] = ..., xpub: _Optional[str] = ..., tenant: _Optional[str] = ..., holder_parties: _Optional[_Iterable[int]] = ..., holders: _Optional[_Iterable[str]] = ..., org: _Optional[str] = ..., owner_tenant: _Optional[str] = ...) -> None: ...
 
 class ReshareRequest(_message.Message):
     __slots__ = ("key_id", "parties", "threshold")
@@ -178,3 +184,45 @@ class PresignPool(_message.Message):
     made: int
     used: int
     def __init__(self, signers: _Optional[_Iterable[str]] = ..., ready: _Optional[int] = ..., in_flight: _Optional[int] = ..., made: _Optional[int] = ..., used: _Optional[int] = ...) -> None: ...
+
+class DeleteKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTenantRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("key_ids", "nodes")
+    KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    key_ids: _containers.RepeatedScalarFieldContainer[str]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeOutcome]
+    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., nodes: _Optional[_Iterable[_Union[NodeOutcome, _Mapping]]] = ...) -> None: ...
+
+class NodeOutcome(_message.Message):
+    __slots__ = ("node", "outcome", "kek_fingerprint")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    KEK_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    outcome: str
+    kek_fingerprint: str
+    def __init__(self, node: _Optional[str] = ..., outcome: _Optional[str] = ..., kek_fingerprint: _Optional[str] = ...) -> None: ...
+
+class RotateNodeKeksRequest(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RotateNodeKeksResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeOutcome]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeOutcome, _Mapping]]] = ...) -> None: ...

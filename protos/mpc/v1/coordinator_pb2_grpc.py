@@ -75,6 +75,21 @@ class CoordinatorStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.ReshareRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.KeyInfo.FromString,
                 _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/mpc.v1.Coordinator/DeleteKey',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteKeyRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.DeleteTenant = channel.unary_unary(
+                '/mpc.v1.Coordinator/DeleteTenant',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteTenantRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.RotateNodeKeks = channel.unary_unary(
+                '/mpc.v1.Coordinator/RotateNodeKeks',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -134,6 +149,29 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteKey(self, request, context):
+        """Crypto-shred a key on every node (and reset its presignature pools). A node that is down
+        makes it UNAVAILABLE naming that node: the deletion is recorded as incomplete (the key
+        is refused meanwhile) and a retry finishes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTenant(self, request, context):
+        """Crypto-shred every key of a tenant on every node; like DeleteKey.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateNodeKeks(self, request, context):
+        """Each node (or those named) rewraps its data keys under the KEK of its kek_next_file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +214,21 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.Reshare,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.ReshareRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.KeyInfo.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteKeyRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteResponse.SerializeToString,
+            ),
+            'DeleteTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTenant,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteTenantRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteResponse.SerializeToString,
+            ),
+            'RotateNodeKeks': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateNodeKeks,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +448,87 @@ class Coordinator:
             '/mpc.v1.Coordinator/Reshare',
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.ReshareRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.KeyInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/DeleteKey',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteKeyRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/DeleteTenant',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteTenantRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateNodeKeks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/RotateNodeKeks',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ class Envelope(_message.Message):
     def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., round: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class KeyRecord(_message.Message):
-    __slots__ = ("key_id", "scheme", "threshold", "parties", "public_key", "verifying_shares", "chain_code", "generation", "confirmations")
+    __slots__ = ("key_id", "scheme", "threshold", "parties", "public_key", "verifying_shares", "chain_code", "generation", "confirmations", "org", "tenant")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class KeyRecord(_message.Message):
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     CONFIRMATIONS_FIELD_NUMBER: _ClassVar[int]
+    ORG_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     scheme: str
     threshold: int
@@ -44,4 +46,6 @@ class KeyRecord(_message.Message):
     chain_code: bytes
     generation: int
     confirmations: _containers.RepeatedCompositeFieldContainer[Envelope]
-    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., public_key: _Optional[bytes] = ..., verifying_shares: _Optional[_Iterable[bytes]] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., confirmations: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
+    org: str
+    tenant: str
+    def __init__(self, key_id: _Optional[str] = ..., scheme: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., public_key: _Optional[bytes] = ..., verifying_shares: _Optional[_Iterable[bytes]] = ..., chain_code: _Optional[bytes] = ..., generation: _Optional[int] = ..., confirmations: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., org: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...

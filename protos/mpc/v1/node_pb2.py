@@ -25,51 +25,63 @@ _sym_db = _symbol_database.Default()
 from protos.mpc.v1 import envelope_pb2 as protos_dot_mpc_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18protos/mpc/v1/node.proto\x12\x06mpc.v1\x1a\x1cprotos/mpc/v1/envelope.proto\"\xe1\x01\n\x0cStartRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\x0f\n\x07parties\x18\x05 \x03(\r\x12\x0f\n\x07message\x18\x06 \x01(\x0c\x12\x0e\n\x06scheme\x18\x07 \x01(\t\x12\x0c\n\x04path\x18\x08 \x03(\r\x12\x0f\n\x07\x64\x65\x61lers\x18\t \x03(\r\x12\x13\n\x0bnew_parties\x18\n \x03(\r\x12\x12\n\nold_public\x18\x0b \x01(\x0c\x12\x0e\n\x06tenant\x18\x0c \x01(\t\"F\n\x0bStepRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12#\n\tenvelopes\x18\x02 \x03(\x0b\x32\x10.mpc.v1.Envelope\"A\n\x0cStepResponse\x12#\n\tenvelopes\x18\x01 \x03(\x0b\x32\x10.mpc.v1.Envelope\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\"\"\n\x0c\x41\x62ortRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\"\x0f\n\rAbortResponse\"%\n\x13GetKeyRecordRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x17\n\x15ListKeyRecordsRequest\"9\n\x16ListKeyRecordsResponse\x12\x1f\n\x04keys\x18\x01 \x03(\x0b\x32\x11.mpc.v1.KeyRecord\"\x11\n\x0fIdentityRequest\"U\n\x10IdentityResponse\x12\r\n\x05party\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bsigning_key\x18\x03 \x01(\x0c\x12\x0f\n\x07\x62ox_key\x18\x04 \x01(\x0c\"\x91\x01\n\x12PartialSignRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x17\n\x0fpresignature_id\x18\x02 \x01(\x0c\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\x12\x0f\n\x07signers\x18\x04 \x03(\r\x12\x0f\n\x07message\x18\x05 \x01(\x0c\x12\x0c\n\x04path\x18\x06 \x03(\r\x12\x0e\n\x06tenant\x18\x07 \x01(\t\"P\n\x13PartialSignResponse\x12\r\n\x05party\x18\x01 \x01(\r\x12\r\n\x05sigma\x18\x02 \x01(\x0c\x12\x1b\n\x13presignature_public\x18\x03 \x01(\x0c\"\'\n\x14\x41uxInfoStatusRequest\x12\x0f\n\x07parties\x18\x01 \x03(\r\"S\n\x15\x41uxInfoStatusResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x14\n\x0cprimes_ready\x18\x02 \x01(\r\x12\x15\n\rprimes_needed\x18\x03 \x01(\r\"*\n\x18ListPresignaturesRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"M\n\x19ListPresignaturesResponse\x12\x30\n\rpresignatures\x18\x01 \x03(\x0b\x32\x19.mpc.v1.PresignatureEntry\"Q\n\x11PresignatureEntry\x12\x17\n\x0fpresignature_id\x18\x01 \x01(\x0c\x12\x0f\n\x07signers\x18\x02 \x03(\r\x12\x12\n\ngeneration\x18\x03 \x01(\r\"=\n\x18\x43\x65rtifyGenerationRequest\x12!\n\x06record\x18\x01 \x01(\x0b\x32\x11.mpc.v1.KeyRecord\",\n\x19\x43\x65rtifyGenerationResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t2\xbe\x05\n\x04Node\x12\x33\n\x05Start\x12\x14.mpc.v1.StartRequest\x1a\x14.mpc.v1.StepResponse\x12\x31\n\x04Step\x12\x13.mpc.v1.StepRequest\x1a\x14.mpc.v1.StepResponse\x12\x34\n\x05\x41\x62ort\x12\x14.mpc.v1.AbortRequest\x1a\x15.mpc.v1.AbortResponse\x12>\n\x0cGetKeyRecord\x12\x1b.mpc.v1.GetKeyRecordRequest\x1a\x11.mpc.v1.KeyRecord\x12O\n\x0eListKeyRecords\x12\x1d.mpc.v1.ListKeyRecordsRequest\x1a\x1e.mpc.v1.ListKeyRecordsResponse\x12=\n\x08Identity\x12\x17.mpc.v1.IdentityRequest\x1a\x18.mpc.v1.IdentityResponse\x12\x46\n\x0bPartialSign\x12\x1a.mpc.v1.PartialSignRequest\x1a\x1b.mpc.v1.PartialSignResponse\x12L\n\rAuxInfoStatus\x12\x1c.mpc.v1.AuxInfoStatusRequest\x1a\x1d.mpc.v1.AuxInfoStatusResponse\x12X\n\x11ListPresignatures\x12 .mpc.v1.ListPresignaturesRequest\x1a!.mpc.v1.ListPresignaturesResponse\x12X\n\x11\x43\x65rtifyGeneration\x12 .mpc.v1.CertifyGenerationRequest\x1a!.mpc.v1.CertifyGenerationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18protos/mpc/v1/node.proto\x12\x06mpc.v1\x1a\x1cprotos/mpc/v1/envelope.proto\"&\n\x14NodeDeleteKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"T\n\x15NodeDeleteKeyResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x13\n\x0bgenerations\x18\x02 \x01(\r\x12\x15\n\rpresignatures\x18\x03 \x01(\r\")\n\x17NodeDeleteTenantRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"+\n\x18NodeDeleteTenantResponse\x12\x0f\n\x07key_ids\x18\x01 \x03(\t\"\x12\n\x10RotateKekRequest\"=\n\x11RotateKekResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x17\n\x0fkek_fingerprint\x18\x02 \x01(\t\"\x8a\x02\n\x0cStartRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tthreshold\x18\x04 \x01(\r\x12\x0f\n\x07parties\x18\x05 \x03(\r\x12\x0f\n\x07message\x18\x06 \x01(\x0c\x12\x0e\n\x06scheme\x18\x07 \x01(\t\x12\x0c\n\x04path\x18\x08 \x03(\r\x12\x0f\n\x07\x64\x65\x61lers\x18\t \x03(\r\x12\x13\n\x0bnew_parties\x18\n \x03(\r\x12\x12\n\nold_public\x18\x0b \x01(\x0c\x12\x0e\n\x06tenant\x18\x0c \x01(\t\x12\x11\n\towner_org\x18\r \x01(\t\x12\x14\n\x0cowner_tenant\x18\x0e \x01(\t\"F\n\x0bStepRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\x12#\n\tenvelopes\x18\x02 \x03(\x0b\x32\x10.mpc.v1.Envelope\"A\n\x0cStepResponse\x12#\n\tenvelopes\x18\x01 \x03(\x0b\x32\x10.mpc.v1.Envelope\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\"\"\n\x0c\x41\x62ortRequest\x12\x12\n\nsession_id\x18\x01 \x01(\x0c\"\x0f\n\rAbortResponse\"%\n\x13GetKeyRecordRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x17\n\x15ListKeyRecordsRequest\"9\n\x16ListKeyRecordsResponse\x12\x1f\n\x04keys\x18\x01 \x03(\x0b\x32\x11.mpc.v1.KeyRecord\"\x11\n\x0fIdentityRequest\"U\n\x10IdentityResponse\x12\r\n\x05party\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bsigning_key\x18\x03 \x01(\x0c\x12\x0f\n\x07\x62ox_key\x18\x04 \x01(\x0c\"\x91\x01\n\x12PartialSignRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x17\n\x0fpresignature_id\x18\x02 \x01(\x0c\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\x12\x0f\n\x07signers\x18\x04 \x03(\r\x12\x0f\n\x07message\x18\x05 \x01(\x0c\x12\x0c\n\x04path\x18\x06 \x03(\r\x12\x0e\n\x06tenant\x18\x07 \x01(\t\"P\n\x13PartialSignResponse\x12\r\n\x05party\x18\x01 \x01(\r\x12\r\n\x05sigma\x18\x02 \x01(\x0c\x12\x1b\n\x13presignature_public\x18\x03 \x01(\x0c\"\'\n\x14\x41uxInfoStatusRequest\x12\x0f\n\x07parties\x18\x01 \x03(\r\"S\n\x15\x41uxInfoStatusResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x14\n\x0cprimes_ready\x18\x02 \x01(\r\x12\x15\n\rprimes_needed\x18\x03 \x01(\r\"*\n\x18ListPresignaturesRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"M\n\x19ListPresignaturesResponse\x12\x30\n\rpresignatures\x18\x01 \x03(\x0b\x32\x19.mpc.v1.PresignatureEntry\"Q\n\x11PresignatureEntry\x12\x17\n\x0fpresignature_id\x18\x01 \x01(\x0c\x12\x0f\n\x07signers\x18\x02 \x03(\r\x12\x12\n\ngeneration\x18\x03 \x01(\r\"=\n\x18\x43\x65rtifyGenerationRequest\x12!\n\x06record\x18\x01 \x01(\x0b\x32\x11.mpc.v1.KeyRecord\",\n\x19\x43\x65rtifyGenerationResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t2\x9d\x07\n\x04Node\x12\x33\n\x05Start\x12\x14.mpc.v1.StartRequest\x1a\x14.mpc.v1.StepResponse\x12\x31\n\x04Step\x12\x13.mpc.v1.StepRequest\x1a\x14.mpc.v1.StepResponse\x12\x34\n\x05\x41\x62ort\x12\x14.mpc.v1.AbortRequest\x1a\x15.mpc.v1.AbortResponse\x12>\n\x0cGetKeyRecord\x12\x1b.mpc.v1.GetKeyRecordRequest\x1a\x11.mpc.v1.KeyRecord\x12O\n\x0eListKeyRecords\x12\x1d.mpc.v1.ListKeyRecordsRequest\x1a\x1e.mpc.v1.ListKeyRecordsResponse\x12=\n\x08Identity\x12\x17.mpc.v1.IdentityRequest\x1a\x18.mpc.v1.IdentityResponse\x12\x46\n\x0bPartialSign\x12\x1a.mpc.v1.PartialSignRequest\x1a\x1b.mpc.v1.PartialSignResponse\x12L\n\rAuxInfoStatus\x12\x1c.mpc.v1.AuxInfoStatusRequest\x1a\x1d.mpc.v1.AuxInfoStatusResponse\x12X\n\x11ListPresignatures\x12 .mpc.v1.ListPresignaturesRequest\x1a!.mpc.v1.ListPresignaturesResponse\x12X\n\x11\x43\x65rtifyGeneration\x12 .mpc.v1.CertifyGenerationRequest\x1a!.mpc.v1.CertifyGenerationResponse\x12H\n\tDeleteKey\x12\x1c.mpc.v1.NodeDeleteKeyRequest\x1a\x1d.mpc.v1.NodeDeleteKeyResponse\x12Q\n\x0c\x44\x65leteTenant\x12\x1f.mpc.v1.NodeDeleteTenantRequest\x1a .mpc.v1.NodeDeleteTenantResponse\x12@\n\tRotateKek\x12\x18.mpc.v1.RotateKekRequest\x1a\x19.mpc.v1.RotateKekResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.mpc.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STARTREQUEST']._serialized_start=67
-  _globals['_STARTREQUEST']._serialized_end=292
-  _globals['_STEPREQUEST']._serialized_start=294
-  _globals['_STEPREQUEST']._serialized_end=364
-  _globals['_STEPRESPONSE']._serialized_start=366
-  _globals['_STEPRESPONSE']._serialized_end=431
-  _globals['_ABORTREQUEST']._serialized_start=433
-  _globals['_ABORTREQUEST']._serialized_end=467
-  _globals['_ABORTRESPONSE']._serialized_start=469
-  _globals['_ABORTRESPONSE']._serialized_end=484
-  _globals['_GETKEYRECORDREQUEST']._serialized_start=486
-  _globals['_GETKEYRECORDREQUEST']._serialized_end=523
-  _globals['_LISTKEYRECORDSREQUEST']._serialized_start=525
-  _globals['_LISTKEYRECORDSREQUEST']._serialized_end=548
-  _globals['_LISTKEYRECORDSRESPONSE']._serialized_start=550
-  _globals['_LISTKEYRECORDSRESPONSE']._serialized_end=607
-  _globals['_IDENTITYREQUEST']._serialized_start=609
-  _globals['_IDENTITYREQUEST']._serialized_end=626
-  _globals['_IDENTITYRESPONSE']._serialized_start=628
-  _globals['_IDENTITYRESPONSE']._serialized_end=713
-  _globals['_PARTIALSIGNREQUEST']._serialized_start=716
-  _globals['_PARTIALSIGNREQUEST']._serialized_end=861
-  _globals['_PARTIALSIGNRESPONSE']._serialized_start=863
-  _globals['_PARTIALSIGNRESPONSE']._serialized_end=943
-  _globals['_AUXINFOSTATUSREQUEST']._serialized_start=945
-  _globals['_AUXINFOSTATUSREQUEST']._serialized_end=984
-  _globals['_AUXINFOSTATUSRESPONSE']._serialized_start=986
-  _globals['_AUXINFOSTATUSRESPONSE']._serialized_end=1069
-  _globals['_LISTPRESIGNATURESREQUEST']._serialized_start=1071
-  _globals['_LISTPRESIGNATURESREQUEST']._serialized_end=1113
-  _globals['_LISTPRESIGNATURESRESPONSE']._serialized_start=1115
-  _globals['_LISTPRESIGNATURESRESPONSE']._serialized_end=1192
-  _globals['_PRESIGNATUREENTRY']._serialized_start=1194
-  _globals['_PRESIGNATUREENTRY']._serialized_end=1275
-  _globals['_CERTIFYGENERATIONREQUEST']._serialized_start=1277
-  _globals['_CERTIFYGENERATIONREQUEST']._serialized_end=1338
-  _globals['_CERTIFYGENERATIONRESPONSE']._serialized_start=1340
-  _globals['_CERTIFYGENERATIONRESPONSE']._serialized_end=1384
-  _globals['_NODE']._serialized_start=1387
-  _globals['_NODE']._serialized_end=2089
+  _globals['_NODEDELETEKEYREQUEST']._serialized_start=66
+  _globals['_NODEDELETEKEYREQUEST']._serialized_end=104
+  _globals['_NODEDELETEKEYRESPONSE']._serialized_start=106
+  _globals['_NODEDELETEKEYRESPONSE']._serialized_end=190
+  _globals['_NODEDELETETENANTREQUEST']._serialized_start=192
+  _globals['_NODEDELETETENANTREQUEST']._serialized_end=233
+  _globals['_NODEDELETETENANTRESPONSE']._serialized_start=235
+  _globals['_NODEDELETETENANTRESPONSE']._serialized_end=278
+  _globals['_ROTATEKEKREQUEST']._serialized_start=280
+  _globals['_ROTATEKEKREQUEST']._serialized_end=298
+  _globals['_ROTATEKEKRESPONSE']._serialized_start=300
+  _globals['_ROTATEKEKRESPONSE']._serialized_end=361
+  _globals['_STARTREQUEST']._serialized_start=364
+  _globals['_STARTREQUEST']._serialized_end=630
+  _globals['_STEPREQUEST']._serialized_start=632
+  _globals['_STEPREQUEST']._serialized_end=702
+  _globals['_STEPRESPONSE']._serialized_start=704
+  _globals['_STEPRESPONSE']._serialized_end=769
+  _globals['_ABORTREQUEST']._serialized_start=771
+  _globals['_ABORTREQUEST']._serialized_end=805
+  _globals['_ABORTRESPONSE']._serialized_start=807
+  _globals['_ABORTRESPONSE']._serialized_end=822
+  _globals['_GETKEYRECORDREQUEST']._serialized_start=824
+  _globals['_GETKEYRECORDREQUEST']._serialized_end=861
+  _globals['_LISTKEYRECORDSREQUEST']._serialized_start=863
+  _globals['_LISTKEYRECORDSREQUEST']._serialized_end=886
+  _globals['_LISTKEYRECORDSRESPONSE']._serialized_start=888
+  _globals['_LISTKEYRECORDSRESPONSE']._serialized_end=945
+  _globals['_IDENTITYREQUEST']._serialized_start=947
+  _globals['_IDENTITYREQUEST']._serialized_end=964
+  _globals['_IDENTITYRESPONSE']._serialized_start=966
+  _globals['_IDENTITYRESPONSE']._serialized_end=1051
+  _globals['_PARTIALSIGNREQUEST']._serialized_start=1054
+  _globals['_PARTIALSIGNREQUEST']._serialized_end=1199
+  _globals['_PARTIALSIGNRESPONSE']._serialized_start=1201
+  _globals['_PARTIALSIGNRESPONSE']._serialized_end=1281
+  _globals['_AUXINFOSTATUSREQUEST']._serialized_start=1283
+  _globals['_AUXINFOSTATUSREQUEST']._serialized_end=1322
+  _globals['_AUXINFOSTATUSRESPONSE']._serialized_start=1324
+  _globals['_AUXINFOSTATUSRESPONSE']._serialized_end=1407
+  _globals['_LISTPRESIGNATURESREQUEST']._serialized_start=1409
+  _globals['_LISTPRESIGNATURESREQUEST']._serialized_end=1451
+  _globals['_LISTPRESIGNATURESRESPONSE']._serialized_start=1453
+  _globals['_LISTPRESIGNATURESRESPONSE']._serialized_end=1530
+  _globals['_PRESIGNATUREENTRY']._serialized_start=1532
+  _globals['_PRESIGNATUREENTRY']._serialized_end=1613
+  _globals['_CERTIFYGENERATIONREQUEST']._serialized_start=1615
+  _globals['_CERTIFYGENERATIONREQUEST']._serialized_end=1676
+  _globals['_CERTIFYGENERATIONRESPONSE']._serialized_start=1678
+  _globals['_CERTIFYGENERATIONRESPONSE']._serialized_end=1722
+  _globals['_NODE']._serialized_start=1725
+  _globals['_NODE']._serialized_end=2650
 # @@protoc_insertion_point(module_scope)

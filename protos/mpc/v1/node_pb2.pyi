@@ -7,8 +7,48 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class NodeDeleteKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class NodeDeleteKeyResponse(_message.Message):
+    __slots__ = ("outcome", "generations", "presignatures")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    generations: int
+    presignatures: int
+    def __init__(self, outcome: _Optional[str] = ..., generations: _Optional[int] = ..., presignatures: _Optional[int] = ...) -> None: ...
+
+class NodeDeleteTenantRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class NodeDeleteTenantResponse(_message.Message):
+    __slots__ = ("key_ids",)
+    KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    key_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RotateKekRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateKekResponse(_message.Message):
+    __slots__ = ("outcome", "kek_fingerprint")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    KEK_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    kek_fingerprint: str
+    def __init__(self, outcome: _Optional[str] = ..., kek_fingerprint: _Optional[str] = ...) -> None: ...
+
 class StartRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path", "dealers", "new_parties", "old_public", "tenant")
+    __slots__ = ("session_id", "protocol", "key_id", "threshold", "parties", "message", "scheme", "path", "dealers", "new_parties", "old_public", "tenant", "owner_org", "owner_tenant")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +61,8 @@ class StartRequest(_message.Message):
     NEW_PARTIES_FIELD_NUMBER: _ClassVar[int]
     OLD_PUBLIC_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ORG_FIELD_NUMBER: _ClassVar[int]
+    OWNER_TENANT_FIELD_NUMBER: _ClassVar[int]
     session_id: bytes
     protocol: str
     key_id: str
@@ -33,7 +75,9 @@ class StartRequest(_message.Message):
     new_parties: _containers.RepeatedScalarFieldContainer[int]
     old_public: bytes
     tenant: str
-    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ..., dealers: _Optional[_Iterable[int]] = ..., new_parties: _Optional[_Iterable[int]] = ..., old_public: _Optional[bytes] = ..., tenant: _Optional[str] = ...) -> None: ...
+    owner_org: str
+    owner_tenant: str
+    def __init__(self, session_id: _Optional[bytes] = ..., protocol: _Optional[str] = ..., key_id: _Optional[str] = ..., threshold: _Optional[int] = ..., parties: _Optional[_Iterable[int]] = ..., message: _Optional[bytes] = ..., scheme: _Optional[str] = ..., path: _Optional[_Iterable[int]] = ..., dealers: _Optional[_Iterable[int]] = ..., new_parties: _Optional[_Iterable[int]] = ..., old_public: _Optional[bytes] = ..., tenant: _Optional[str] = ..., owner_org: _Optional[str] = ..., owner_tenant: _Optional[str] = ...) -> None: ...
 
 class StepRequest(_message.Message):
     __slots__ = ("session_id", "envelopes")

@@ -89,6 +89,21 @@ class NodeStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationResponse.FromString,
                 _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/mpc.v1.Node/DeleteKey',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteKeyRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteKeyResponse.FromString,
+                _registered_method=True)
+        self.DeleteTenant = channel.unary_unary(
+                '/mpc.v1.Node/DeleteTenant',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteTenantRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteTenantResponse.FromString,
+                _registered_method=True)
+        self.RotateKek = channel.unary_unary(
+                '/mpc.v1.Node/RotateKek',
+                request_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.RotateKekRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.RotateKekResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -164,6 +179,30 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteKey(self, request, context):
+        """Crypto-shred a key on this node: abort its sessions, erase every generation (pending ones
+        too), its presignatures and its data key, and leave a tombstone (the key id is refused
+        from then on, also by CertifyGeneration). Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTenant(self, request, context):
+        """Crypto-shred every key of a tenant and the tenant's data key (as DeleteKey, per key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKek(self, request, context):
+        """Rewrap every data key of this node under the KEK in its kek_next_file, in one transaction,
+        and use it from then on (no restart). Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +255,21 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.CertifyGeneration,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationResponse.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteKeyRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteKeyResponse.SerializeToString,
+            ),
+            'DeleteTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTenant,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteTenantRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteTenantResponse.SerializeToString,
+            ),
+            'RotateKek': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKek,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_node__pb2.RotateKekRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_node__pb2.RotateKekResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -492,6 +546,87 @@ class Node:
             '/mpc.v1.Node/CertifyGeneration',
             protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_node__pb2.CertifyGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/DeleteKey',
+            protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteKeyRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/DeleteTenant',
+            protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteTenantRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.NodeDeleteTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKek(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Node/RotateKek',
+            protos_dot_mpc_dot_v1_dot_node__pb2.RotateKekRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_node__pb2.RotateKekResponse.FromString,
             options,
             channel_credentials,
             insecure,
