@@ -306,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--roster", metavar="FILE", help="roster.json: the key of the node named in the head"
     )
 
+    fetch = audit_sub.add_parser(
+        "fetch",
+        help="download the coordinator's audit log (role auditor) for `audit verify`",
+        description="Write the coordinator's audit.log and audit.head.json into a new "
+        "directory. Entries outside your org (or tenant) come redacted: their place in the "
+        "chain and their signature, not their content. Then check them with `audit verify "
+        "DIR/audit.log --public-key <the coordinator's audit key>`.",
+    )
+    fetch.add_argument("--out", required=True, metavar="DIR", help="a new directory")
+    _add_connection_options(fetch, suppress=True)
+
     for subparser in sub.choices.values():
         _add_connection_options(subparser, suppress=True)
     return parser
@@ -664,14 +675,51 @@ def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
     return report.to_json()
 
 
+def audit_fetch(args: argparse.Namespace) -> dict[str, Any]:
+    """``audit fetch``: page through GetAuditLog into DIR/audit.log and DIR/audit.head.json."""
+    out = Path(args.out)
+    if out.exists():
+        raise _invalid(f"{out} exists; give a new directory")
+    conn = resolve_connection(args)
+    timeout = _timeout(args)
+    metadata = call_metadata(args)
+    lines: list[str] = []
+    head = ""
+    public_key = b""
+    with _open_channel(conn) as channel:
+        stub = coordinator_pb2_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+        while True:
+            request = coordinator_pb2.GetAuditLogRequest(from_seq=len(lines))
+            page = stub.GetAuditLog(request, timeout=timeout, metadata=metadata)
+            if not head:  # the first page's head fixes where the log ends
+                head, count, public_key = page.head, int(page.count), bytes(page.public_key)
+            lines.extend(page.lines)
+            if len(lines) >= count or not page.lines:
+                break
+    lines = lines[:count]
+    out.mkdir(mode=0o700, parents=True)
+    (out / "audit.log").write_text("".join(line + "\n" for line in lines))
+    (out / "audit.head.json").write_text(head)
+    redacted = sum(1 for line in lines if '"redacted":true' in line)
+    return {
+        "log": str(out / "audit.log"),
+        "head": str(out / "audit.head.json"),
+        "entries": len(lines),
+        "redacted": redacted,
+        "public_key": public_key.hex(),
+    }
+
+
 def run(args: argparse.Namespace) -> Any:
     """Execute one parsed command and return its JSON-able result.
 
     All local input (message, cluster file, TLS files) is checked before the
     first connection attempt, so bad input never reaches the server.
     """
-    if args.command == "audit":
+    if args.command == "audit" and args.audit_command == "verify":
         return audit_verify(args)  # offline: no connection
+    if args.command == "audit":
+        return audit_fetch(args)
     method, request, to_json = prepare(args)
     conn = resolve_connection(args)
     timeout = _timeout(args)

@@ -91,7 +91,8 @@ def _secret(name: str, files: dict[str, bytes]) -> dict[str, Any]:
         "kind": "Secret",
         "metadata": {"name": name, "labels": dict(_LABELS)},
         "type": "Opaque",
-        "immutable": True,
+        # Not immutable: a KEK rotation adds `mpc-k.kek-next` entries, a certificate renewal
+        # replaces entries (see the README's rotation steps).
         "data": {key: base64.b64encode(value).decode() for key, value in sorted(files.items())},
     }
 
@@ -144,7 +145,6 @@ def build_objects(
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": TRUST_CONFIGMAP, "labels": dict(_LABELS)},
-            "immutable": True,
             "data": {"ca.crt": ca_cert.decode(), "roster.json": roster},
         },
     ]

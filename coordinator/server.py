@@ -36,6 +36,7 @@ from coordinator.auth import (
     KeyOwner,
     Principal,
     authorize_admin,
+    authorize_audit,
     authorize_create,
     authorize_org_admin,
     authorize_use,
@@ -49,7 +50,7 @@ from coordinator.limits import (
     check_sign_request,
 )
 from coordinator.presign_pool import DEFAULT_TARGET, PresignPools, Refiller, SignerSet
-from mpcnode import logs, tls
+from mpcnode import audit, logs, tls
 from mpcnode.audit import AuditLog, AuditSigner
 from mpcnode.crypto import hd
 from mpcnode.crypto.ecdsa import EcdsaSignature
@@ -1991,6 +1992,32 @@ class CoordinatorApi:
         authorize_org_admin(self.principal(ctx))
         return await self.c.rotate_keks([str(n) for n in req.nodes])
 
+    async def get_audit_log(self, req: Any, ctx: grpc.ServicerContext) -> Any:
+        """A page of the coordinator's audit log for an auditor; what its scope may not see is
+        redacted (`audit.redact`), so the page still verifies against the signed head."""
+        scope = authorize_audit(self.principal(ctx))
+        log = self.c.audit
+        if log is None:
+            raise PreconditionFailed("this coordinator keeps no audit log (no audit_dir)")
+        head = log.head()
+        count = int(head["count"])
+        start = int(req.from_seq)
+        limit = min(int(req.limit) or AUDIT_PAGE, AUDIT_PAGE)
+        raw_lines = await trio.to_thread.run_sync(audit.read_lines, log.log_path, count)
+        lines = []
+        for raw in raw_lines[start : start + limit]:
+            entry = json.loads(raw)
+            visible = entry["org"] == scope.org and (
+                scope.tenant is None or entry["tenant"] == scope.tenant
+            )
+            lines.append(raw if visible else audit.canonical_json(audit.redact(entry)))
+        return coordinator_pb2.GetAuditLogResponse(
+            lines=[line.decode() for line in lines],
+            head=json.dumps(head, sort_keys=True),
+            count=count,
+            public_key=bytes.fromhex(str(head["public_key"])),
+        )
+
     def handlers(self, token: trio.lowlevel.TrioToken) -> grpc.GenericRpcHandler:
         pb = coordinator_pb2
         methods = {
@@ -2013,6 +2040,7 @@ class CoordinatorApi:
                 pb.RotateNodeKeksRequest,
                 pb.RotateNodeKeksResponse,
             ),
+            "GetAuditLog": (self.get_audit_log, pb.GetAuditLogRequest, pb.GetAuditLogResponse),
         }
         # Every method, whoever adds it, first authenticates its caller.
         guarded = {
@@ -2020,6 +2048,10 @@ class CoordinatorApi:
             for name, (handler, req_cls, resp_cls) in methods.items()
         }
         return generic_service("mpc.v1.Coordinator", token, guarded, metrics=self.c.metrics)
+
+
+AUDIT_PAGE = 5000
+"""Most audit entries one GetAuditLog call returns."""
 
 
 AUDITED_CALLS = {

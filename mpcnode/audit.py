@@ -131,6 +131,8 @@ ENTRY_FIELDS = frozenset(
         "sig",
     }
 )
+REDACTED_FIELDS = frozenset({"seq", "log_id", "prev", "hash", "sig", "redacted"})
+"""A redacted entry (`redact`): its place in the chain and its signature, not its content."""
 HEAD_FIELDS = frozenset(
     {"log_id", "seq", "hash", "count", "ts", "signer", "public_key", "signature"}
 )
@@ -445,6 +447,8 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
         return None, "not valid JSON"
     if not isinstance(obj, dict):
         return None, "not a JSON object"
+    if obj.keys() == REDACTED_FIELDS and obj["redacted"] is True:
+        return _parse_redacted(obj, raw)
     if obj.keys() != ENTRY_FIELDS:
         missing = sorted(ENTRY_FIELDS - obj.keys())
         extra = sorted(obj.keys() - ENTRY_FIELDS)
@@ -473,6 +477,50 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     if canonical != raw:
         return obj, "noncanonical"
     return obj, ""
+
+
+def _parse_redacted(obj: dict[str, Any], raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    seq = obj["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        return None, "seq is not a non-negative integer"
+    for name in ("prev", "hash"):
+        if not isinstance(obj[name], str) or not _HEX_HASH_RE.fullmatch(obj[name]):
+            return None, f"{name} is not 64 lowercase hex digits"
+    if not isinstance(obj["sig"], str) or not _HEX_SIG_RE.fullmatch(obj["sig"]):
+        return None, "sig is not 128 lowercase hex digits"
+    if not isinstance(obj["log_id"], str):
+        return None, "log_id is not a string"
+    if canonical_json(obj) != raw:
+        return obj, "noncanonical"
+    return obj, ""
+
+
+def redact(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry without its content: seq, log id, prev, hash and signature only.
+
+    A reader who may not see an entry (an auditor of another org) still gets its place in
+    the chain; the verifier checks its signature over the hash and the links on both sides,
+    so a removed, reordered or forged entry stays visible even where the content is hidden.
+    """
+    return {
+        "seq": entry["seq"],
+        "log_id": entry["log_id"],
+        "prev": entry["prev"],
+        "hash": entry["hash"],
+        "sig": entry["sig"],
+        "redacted": True,
+    }
+
+
+def read_lines(log_path: str | os.PathLike[str], count: int) -> list[bytes]:
+    """The first `count` lines of a log (without newlines): the entries a head of that count
+    covers, even while the log is being appended to."""
+    lines: list[bytes] = []
+    for _, raw, terminated in _lines(Path(log_path)):
+        if len(lines) >= count or not terminated:
+            break
+        lines.append(raw)
+    return lines
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
@@ -543,7 +591,7 @@ def _scan(path: Path, log_id: str, key: bytes, mark: int | None = None) -> _Scan
                     number,
                 )
             )
-        if entry_hash(entry) != entry["hash"]:
+        if not entry.get("redacted") and entry_hash(entry) != entry["hash"]:
             return stop(
                 _fail(
                     "edited", f"{where} was edited: its hash does not match{claim}", index, number

@@ -404,3 +404,93 @@ async def test_a_reshare_with_a_forged_owner_is_refused(env: Env) -> None:
     after = await coordinator.get_record(key_id)
     assert after.generation == record.generation
     assert (after.org, after.tenant) == ("org1", "A")
+
+
+# -- auditors read the coordinator's audit trail -------------------------------------------------
+
+
+async def test_an_auditor_reads_its_orgs_audit_entries_and_the_log_verifies(
+    env: Env, tmp_path: Path
+) -> None:
+    """GetAuditLog needs `auditor`; another org's entries come redacted, and what the auditor
+    receives still verifies end to end under the coordinator's audit key (`mpcctl audit
+    fetch` + `audit verify`); an edit of a redacted line is still caught."""
+    from coordinator import cli
+    from mpcnode import audit
+
+    signer = audit.AuditSigner.generate()
+    env.cluster.coordinator.audit = audit.AuditLog(
+        tmp_path / "coordinator-audit", "coordinator", signer
+    )
+    ka = env.keys["KA"]
+    signer_a = env.token(tenant="A", roles=["tenant:signer"])
+    await env.call("Sign", coordinator_pb2.SignRequest(key_id=ka, message=b"audited"), signer_a)
+    other_admin = env.token(org="org2", roles=["org:admin"])
+    created = await env.call(
+        "CreateKey", coordinator_pb2.CreateKeyRequest(scheme="ed25519"), other_admin
+    )
+    await env.fails(  # org2 probing org1's key: NOT_FOUND, recorded as denied
+        grpc.StatusCode.NOT_FOUND,
+        "Sign",
+        coordinator_pb2.SignRequest(key_id=ka, message=b"x"),
+        env.token(org="org2", roles=["tenant:signer"]),
+    )
+    await env.fails(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "GetAuditLog",
+        coordinator_pb2.GetAuditLogRequest(),
+        signer_a,
+    )
+
+    auditor1 = env.token(roles=["auditor"])
+    page = await env.call("GetAuditLog", coordinator_pb2.GetAuditLogRequest(), auditor1)
+    entries = [json.loads(line) for line in page.lines]
+    assert len(entries) == page.count >= 3
+    shown = [e for e in entries if not e.get("redacted")]
+    assert any(
+        e["action"] == "key.sign" and e["key_id"] == ka and e["outcome"] == "ok" for e in shown
+    )
+    assert all(e["org"] == "org1" for e in shown)
+    assert created.key_id not in "".join(page.lines)  # org2's key creation: redacted
+    assert any(e.get("redacted") for e in entries)
+    assert bytes(page.public_key) == signer.public_key
+
+    # the same through mpcctl, paged, then verified offline under the trusted key
+    out = tmp_path / "fetched"
+    pki = env.cluster.pki
+    assert pki is not None
+    port = env.channel._channel.target().decode().rsplit(":", 1)[1]  # type: ignore[attr-defined]
+    argv = [
+        "--coordinator",
+        f"localhost:{port}",
+        "--ca",
+        str(pki / "ca.pem"),
+        "--cert",
+        str(pki / "client.pem"),
+        "--key",
+        str(pki / "client.key"),
+        "--token",
+        auditor1[0][1].removeprefix("Bearer "),
+        "audit",
+        "fetch",
+        "--out",
+        str(out),
+    ]
+    assert await trio.to_thread.run_sync(cli.main, argv) == 0
+    report = audit.verify_log(out / "audit.log", trusted=signer.public_key)
+    assert report.ok and report.entries == len(entries), report.to_json()
+    lines = (out / "audit.log").read_bytes().splitlines()
+    redacted_at = next(i for i, line in enumerate(lines) if b'"redacted":true' in line)
+    altered = json.loads(lines[redacted_at])
+    altered["prev"] = "11" * 32
+    lines[redacted_at] = audit.canonical_json(altered)
+    (out / "audit.log").write_bytes(b"".join(line + b"\n" for line in lines))
+    assert not audit.verify_log(out / "audit.log", trusted=signer.public_key).ok
+
+    auditor2 = env.token(org="org2", roles=["auditor"])
+    page2 = await env.call("GetAuditLog", coordinator_pb2.GetAuditLogRequest(), auditor2)
+    seen2 = [json.loads(line) for line in page2.lines]
+    assert all(e["org"] == "org2" for e in seen2 if not e.get("redacted"))
+    assert created.key_id in "".join(page2.lines)
+    # org1's own sign entry is hidden from org2 (org2's denied probe of that key id is its own)
+    assert not any(e.get("action") == "key.sign" and e.get("outcome") == "ok" for e in seen2)

@@ -731,3 +731,51 @@ def test_signer_file_with_mismatched_public_key_is_refused(tmp_path: Path) -> No
     path.write_text(json.dumps(doc))
     with pytest.raises(InvalidInput, match="does not match"):
         AuditSigner.load(path)
+
+
+def _redacted_copy(source: Path, out: Path, visible_org: str) -> Path:
+    """What GetAuditLog hands an auditor of `visible_org`: other orgs' entries redacted."""
+    out.mkdir()
+    head = json.loads((source.parent / audit.HEAD_NAME).read_text())
+    lines = []
+    for raw in audit.read_lines(source, head["count"]):
+        entry = json.loads(raw)
+        shown = entry if entry["org"] == visible_org else audit.redact(entry)
+        lines.append(audit.canonical_json(shown))
+    (out / audit.LOG_NAME).write_bytes(b"".join(line + b"\n" for line in lines))
+    (out / audit.HEAD_NAME).write_text(json.dumps(head))
+    return out / audit.LOG_NAME
+
+
+def test_redacted_entries_keep_the_chain_verifiable(tmp_path: Path, signer: AuditSigner) -> None:
+    with AuditLog(tmp_path / "log", "coordinator", signer) as log:
+        for i in range(6):
+            log.append(
+                "key.sign",
+                actor={"subject": f"u{i}"},
+                outcome="ok",
+                key_id=f"k{i}",
+                org="acme" if i % 2 else "other",
+                details={"digest": "ab" * 32},
+            )
+    copy = _redacted_copy(tmp_path / "log" / audit.LOG_NAME, tmp_path / "copy", "acme")
+    text = copy.read_text()
+    assert '"org":"other"' not in text and '"org":"acme"' in text
+    report = verify_log(copy, trusted=signer.public_key)
+    assert report.ok and report.entries == 6, report.to_json()
+    lines = copy.read_bytes().splitlines()
+    # A redacted entry is still signed: a forged hash is caught (here: the next prev breaks
+    # first; on the last entry its own signature would).
+    forged = json.loads(lines[0])
+    forged["hash"] = "00" * 32
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    (tampered / audit.HEAD_NAME).write_bytes((copy.parent / audit.HEAD_NAME).read_bytes())
+    (tampered / audit.LOG_NAME).write_bytes(
+        b"".join(x + b"\n" for x in [audit.canonical_json(forged), *lines[1:]])
+    )
+    assert not verify_log(tampered / audit.LOG_NAME, trusted=signer.public_key).ok
+    # Removing a redacted entry is as visible as removing any other.
+    (tampered / audit.LOG_NAME).write_bytes(b"".join(x + b"\n" for x in lines[:2] + lines[3:]))
+    report = verify_log(tampered / audit.LOG_NAME, trusted=signer.public_key)
+    assert not report.ok and report.kind == "removed" and report.seq == 2

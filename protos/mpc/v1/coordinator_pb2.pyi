@@ -226,3 +226,23 @@ class RotateNodeKeksResponse(_message.Message):
     NODES_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeOutcome]
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeOutcome, _Mapping]]] = ...) -> None: ...
+
+class GetAuditLogRequest(_message.Message):
+    __slots__ = ("from_seq", "limit")
+    FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    from_seq: int
+    limit: int
+    def __init__(self, from_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetAuditLogResponse(_message.Message):
+    __slots__ = ("lines", "head", "count", "public_key")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    head: str
+    count: int
+    public_key: bytes
+    def __init__(self, lines: _Optional[_Iterable[str]] = ..., head: _Optional[str] = ..., count: _Optional[int] = ..., public_key: _Optional[bytes] = ...) -> None: ...

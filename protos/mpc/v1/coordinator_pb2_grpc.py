@@ -90,6 +90,11 @@ class CoordinatorStub:
                 request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksRequest.SerializeToString,
                 response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksResponse.FromString,
                 _registered_method=True)
+        self.GetAuditLog = channel.unary_unary(
+                '/mpc.v1.Coordinator/GetAuditLog',
+                request_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetAuditLogRequest.SerializeToString,
+                response_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetAuditLogResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -172,6 +177,15 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAuditLog(self, request, context):
+        """The coordinator's audit trail, one page at a time (role auditor). Entries of another org
+        (or, for a tenant-scoped auditor, another tenant) come redacted: their place in the hash
+        chain and their signature, not their content, so the whole log still verifies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +243,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.RotateNodeKeks,
                     request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksRequest.FromString,
                     response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksResponse.SerializeToString,
+            ),
+            'GetAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuditLog,
+                    request_deserializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetAuditLogRequest.FromString,
+                    response_serializer=protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetAuditLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +548,33 @@ class Coordinator:
             '/mpc.v1.Coordinator/RotateNodeKeks',
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksRequest.SerializeToString,
             protos_dot_mpc_dot_v1_dot_coordinator__pb2.RotateNodeKeksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.Coordinator/GetAuditLog',
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetAuditLogRequest.SerializeToString,
+            protos_dot_mpc_dot_v1_dot_coordinator__pb2.GetAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,
