@@ -72,7 +72,7 @@ import nacl.signing
 from mpcnode.crypto.encoding import encode_fields
 from mpcnode.errors import InvalidInput, MpcError
 from mpcnode.identity import NodeIdentity, Roster
-from mpcnode.storage import read_private_file, write_file_atomic
+from mpcnode.storage import fsync_dir, read_private_file, write_file_atomic
 
 __all__ = [
     "ACTIONS",
@@ -939,7 +939,7 @@ class AuditLog:
             self._check_mode(fd)
             if not log_exists:
                 os.fsync(fd)
-                _fsync_directory(self.directory)
+                fsync_dir(self.directory)
             self._repair_torn_tail(fd)
             if not head_exists:
                 if os.fstat(fd).st_size != 0:
@@ -1145,11 +1145,3 @@ class AuditLog:
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.log_path)!r}, log_id={self.log_id!r})"
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -55,6 +55,7 @@ __all__ = [
     "load_kek",
     "owner_of_store_tenant",
     "store_tenant_of_owner",
+    "fsync_dir",
     "read_private_file",
     "write_file_atomic",
 ]
@@ -107,7 +108,7 @@ _KEK_FINGERPRINT_TAG = b"mpc.v1.kek-fingerprint"
 # --------------------------------------------------------------------------- private files
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename or link inside `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -154,7 +155,7 @@ def write_file_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o6
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def read_private_file(
@@ -235,7 +236,7 @@ def create_kek_file(path: str | os.PathLike[str]) -> None:
         raise InvalidInput(f"KEK file {target} already exists; refusing to overwrite it") from None
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 # --------------------------------------------------------------------------- records
